@@ -1,0 +1,184 @@
+"""Run job functions off the GUI thread (DESIGN.md rule 3).
+
+A job is any callable ``fn(*, progress, cancel)`` (bind other arguments with a lambda or
+``functools.partial``). :class:`JobRunner` runs it on a Python thread and reports back through Qt
+signals, which Qt delivers on the GUI thread (queued connection), so slots may touch widgets;
+the job itself never does.
+
+"Latest request wins": jobs submitted with the same ``key`` cancel the previous one, whose
+result is then dropped (it reports ``cancelled`` instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from inference.jobs import Cancelled, CancelToken
+
+__all__ = ["Job", "JobRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class Job(QObject):
+    """One submitted job. Signals arrive on the GUI thread.
+
+    Signals
+    -------
+    progress(done, total, message)
+    result(object)
+    error(exc, traceback_text)
+    cancelled()
+    finished()   always last
+    """
+
+    progress = Signal(int, int, str)
+    result = Signal(object)
+    error = Signal(object, str)
+    cancelled = Signal()
+    finished = Signal()
+    # internal: emitted from the worker thread, re-emitted from the GUI thread
+    _done = Signal(str, object, str)
+
+    def __init__(self, name: str, fn: Callable[..., Any], key: str | None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.name = name
+        self.key = key
+        self.token = CancelToken()
+        self.started_at = time.monotonic()
+        self.state = "pending"  # pending | running | done | error | cancelled
+        self.value: Any = None
+        self._fn = fn
+        self._thread: threading.Thread | None = None
+        self._last_progress = 0.0
+        self._done.connect(self._on_done)
+
+    # ------------------------------------------------------------------ API
+    def cancel(self) -> None:
+        """Ask the job to stop (it raises ``Cancelled`` at its next check)."""
+        self.token.cancel()
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Join the thread (True when it ended). Does not process Qt events."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ------------------------------------------------------------------ worker side
+    def _progress(self, done: int, total: int, message: str = "") -> None:
+        now = time.monotonic()
+        # at most ~50 updates per second reach the GUI, but always the last one
+        if done >= total or now - self._last_progress >= 0.02:
+            self._last_progress = now
+            self.progress.emit(int(done), int(total), str(message))
+
+    def _run(self) -> None:
+        self.state = "running"
+        try:
+            value = self._fn(progress=self._progress, cancel=self.token)
+        except Cancelled:
+            self._done.emit("cancelled", None, "")
+        except BaseException as exc:  # noqa: BLE001 - every failure goes to the error presenter
+            tb = "".join(traceback.format_exception(exc))
+            if self.token.cancelled:
+                self._done.emit("cancelled", None, "")
+            else:
+                self._done.emit("error", exc, tb)
+        else:
+            self._done.emit("cancelled" if self.token.cancelled else "done", value, "")
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"job-{self.name}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ GUI side
+    def _on_done(self, state: str, value: object, tb: str) -> None:
+        self.state = state
+        if state == "done":
+            self.value = value
+            self.result.emit(value)
+        elif state == "error":
+            self.error.emit(value, tb)
+        else:
+            self.cancelled.emit()
+        self.finished.emit()
+
+
+class JobRunner(QObject):
+    """Starts jobs on worker threads and keeps track of them until they finish.
+
+    Signals
+    -------
+    busy(bool)  True while at least one job runs
+    """
+
+    busy = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._jobs: list[Job] = []
+
+    def submit(self, fn: Callable[..., Any], *, name: str = "job", key: str | None = None) -> Job:
+        """Start ``fn(progress=..., cancel=...)`` on a worker thread; return its :class:`Job`.
+
+        Connect to the job's signals right after this call: results are delivered through the
+        event loop, so nothing is missed.
+        """
+        if key is not None:
+            for old in self._jobs:
+                if old.key == key:
+                    old.cancel()
+        job = Job(name, fn, key, parent=self)
+        self._jobs.append(job)
+        job.finished.connect(lambda j=job: self._forget(j))
+        was_busy = self.active() > 0
+        job._start()
+        if not was_busy:
+            self.busy.emit(True)
+        return job
+
+    def _forget(self, job: Job) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+            job.wait(1.0)
+            job.deleteLater()
+        if not self._jobs:
+            self.busy.emit(False)
+
+    def active(self) -> int:
+        return sum(1 for j in self._jobs if j.state in ("pending", "running"))
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs)
+
+    def cancel_all(self, key: str | None = None) -> None:
+        for j in self._jobs:
+            if key is None or j.key == key:
+                j.cancel()
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel every job and join their threads (call on close). True if all ended."""
+        self.cancel_all()
+        deadline = time.monotonic() + timeout
+        ok = True
+        for j in list(self._jobs):
+            left = max(0.0, deadline - time.monotonic())
+            if not j.wait(left):
+                log.warning("job %s did not stop within %.1f s", j.name, timeout)
+                ok = False
+        return ok
+
+    def threads_alive(self) -> int:
+        return sum(1 for j in self._jobs if j.is_running)
