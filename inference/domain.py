@@ -66,7 +66,7 @@ def check_domain(volume_like: Any, package: ModelPackage | dict[str, Any]) -> li
     Checked: modality, body part (when the header has one, or when ``""`` is not allowed), the
     1st–99th percentile of the values against ``hu_range`` (robust to the -2000/-3024 padding
     outside a circular reconstruction), slice orientation (plane and obliquity), in-plane pixel
-    spacing and field of view (``max(nx * sx, ny * sy)``), and single-image inputs (radiographs).
+    spacing and field of view (``max(nx * sx, ny * sy)``). A radiograph fails the modality check.
     """
     dom = dict(package.domain if isinstance(package, ModelPackage) else package)
     name = package.name if isinstance(package, ModelPackage) else ""
@@ -123,8 +123,6 @@ def check_domain(volume_like: Any, package: ModelPackage | dict[str, Any]) -> li
                 f"field of view {fov:.0f} mm is {what} than the {lo:g}..{hi:g} mm of a chest scan"
                 + (" (head or extremity?)" if fov < lo else "")
             )
-    if nz == 1:
-        warnings.append("the series is a single image (a radiograph or scout?), not a CT volume")
     return warnings
 
 

@@ -224,14 +224,15 @@ def normalize_hu(hu: np.ndarray | float, spec: InputSpec) -> np.ndarray:
     if spec.normalize == "none":
         return x.copy()
     lo = spec.window_center - spec.window_width / 2.0
-    y = (x - np.float32(lo)) * np.float32(1.0 / spec.window_width)
-    np.clip(y, 0.0, 1.0, out=y)
+    y = np.asarray((x - np.float32(lo)) * np.float32(1.0 / spec.window_width), dtype=np.float32)
+    if y.ndim == 0:
+        y = np.asarray(np.clip(y, 0.0, 1.0), dtype=np.float32)
+    else:
+        np.clip(y, 0.0, 1.0, out=y)
     if spec.normalize == "0..1":
         return y
     if spec.normalize == "-1..1":
-        y *= 2.0
-        y -= 1.0
-        return y
+        return np.asarray(y * 2.0 - 1.0, dtype=np.float32)
     raise PackageError(f"input.normalize must be '0..1', '-1..1' or 'none', got {spec.normalize!r}")
 
 
