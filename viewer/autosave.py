@@ -1,0 +1,215 @@
+"""Autosave of reader edits: a debounced saver plus the storage API. No Qt.
+
+:class:`Autosaver` watches an :class:`~viewer.masks.EditableSegmentation` (through its
+``on_change`` callbacks) and writes its state with :func:`save_snapshot` once the edits have paused
+for ``delay_s`` (default 0.5 s), and at the latest ``max_delay_s`` (default 2 s) after the first
+unsaved change, so a continuous drag is still saved every 2 s. Two ways to drive it:
+
+* GUI: a ``QTimer`` (e.g. every 250 ms) calls ``autosaver.maybe_save()`` on the GUI thread;
+* headless / tests: ``autosaver.start()`` runs the same check in a daemon thread;
+  ``stop()`` flushes pending changes.
+
+The storage format, locations, identity check and atomic writes are described in
+:mod:`viewer.autosave_store` (re-exported here). "Close asks first": a study or the app may
+close silently only when ``seg.has_unsaved_edits`` is False (the edits were exported / saved,
+see ``EditableSegmentation.mark_committed``); otherwise ask, and on "discard" call
+:meth:`Autosaver.discard`. After a crash, :func:`find_restorable` on reopening tells whether to
+offer restoring, :func:`restore` rebuilds the segmentation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from viewer.autosave_store import (
+    FORMAT,
+    AutosaveError,
+    AutosaveInfo,
+    AutosaveMismatchError,
+    SeriesIdentity,
+    ai_digest,
+    atomic_write_bytes,
+    autosave_dir,
+    discard,
+    find_restorable,
+    list_autosaves,
+    restore,
+    save_snapshot,
+)
+from viewer.masks import EditableSegmentation
+from viewer.masks_geometry import Box
+
+__all__ = [
+    "FORMAT",
+    "AutosaveError",
+    "AutosaveInfo",
+    "AutosaveMismatchError",
+    "Autosaver",
+    "SeriesIdentity",
+    "ai_digest",
+    "atomic_write_bytes",
+    "autosave_dir",
+    "discard",
+    "find_restorable",
+    "list_autosaves",
+    "restore",
+    "save_snapshot",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Autosaver:
+    """Debounced autosave of one editable segmentation.
+
+    Parameters
+    ----------
+    seg : the segmentation to watch (a callback is added to ``seg.on_change``).
+    identity : the exact series the edits belong to.
+    directory : autosave folder (default :func:`autosave_dir`).
+    delay_s : save once edits have paused this long (s).
+    max_delay_s : save at the latest this long after the first unsaved change (s).
+    clock : monotonic clock in seconds; ``maybe_save(now)`` must use the same clock.
+    """
+
+    def __init__(self, seg: EditableSegmentation, identity: SeriesIdentity, *, directory: Path | None = None,
+                 delay_s: float = 0.5, max_delay_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seg = seg
+        self.identity = identity
+        self.directory = Path(directory) if directory is not None else autosave_dir()
+        self.delay_s = float(delay_s)
+        self.max_delay_s = max(float(max_delay_s), self.delay_s)
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._save_lock = threading.Lock()
+        self._digest: str | None = None
+        self.saved_revision = seg.revision  # nothing new to save yet
+        self.last_saved_path: Path | None = None
+        self.last_error: Exception | None = None
+        self.on_saved: list[Callable[[int, Path], None]] = []
+        self.on_error: list[Callable[[Exception], None]] = []
+        self._first_pending: float | None = None
+        self._last_change = 0.0
+        self._retry_at = 0.0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        seg.on_change.append(self._on_change)
+
+    # ------------------------------------------------------------------ state
+    def _on_change(self, box: Box | None) -> None:
+        now = self._clock()
+        with self._cond:
+            self._last_change = now
+            if self._first_pending is None:
+                self._first_pending = now
+
+    @property
+    def pending(self) -> bool:
+        """True when the segmentation changed since the last autosave."""
+        return self.seg.revision != self.saved_revision
+
+    def due(self, now: float | None = None) -> bool:
+        """True when :meth:`maybe_save` would save now."""
+        if not self.pending:
+            return False
+        now = self._clock() if now is None else now
+        with self._cond:
+            first = self._first_pending if self._first_pending is not None else now
+            last = self._last_change
+        if now < self._retry_at:
+            return False
+        return now - last >= self.delay_s or now - first >= self.max_delay_s
+
+    # ------------------------------------------------------------------ saving
+    def maybe_save(self, now: float | None = None) -> bool:
+        """Save if due (call from a GUI timer). Never raises: errors go to ``on_error``."""
+        if not self.due(now):
+            return False
+        try:
+            return self.save_now() is not None
+        except AutosaveError as exc:
+            self.last_error = exc
+            self._retry_at = self._clock() + max(self.max_delay_s, 1.0)
+            log.error("autosave failed: %s", exc)
+            for cb in list(self.on_error):
+                cb(exc)
+            return False
+
+    def save_now(self) -> Path | None:
+        """Write the current state now (if anything changed). Raises :class:`AutosaveError`."""
+        with self._save_lock:
+            if not self.pending:
+                return None
+            snap = self.seg.snapshot()
+            if self._digest is None:
+                self._digest = ai_digest(self.seg.ai)
+            t0 = time.perf_counter()
+            path = save_snapshot(snap, self.seg.ai, self.identity, directory=self.directory,
+                                 digest=self._digest)
+            log.debug("autosaved revision %d in %.0f ms", snap.revision, 1000 * (time.perf_counter() - t0))
+            with self._cond:
+                self.saved_revision = snap.revision
+                self.last_saved_path = path
+                self.last_error = None
+                if self.seg.revision == snap.revision:
+                    self._first_pending = None
+                self._cond.notify_all()
+        for cb in list(self.on_saved):
+            cb(snap.revision, path)
+        return path
+
+    def wait_saved(self, revision: int | None = None, timeout: float = 10.0) -> bool:
+        """Block until ``revision`` (default: the current one) is autosaved; False on timeout."""
+        target = self.seg.revision if revision is None else int(revision)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.saved_revision < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
+
+    # ------------------------------------------------------------------ background thread
+    def start(self, poll_s: float = 0.1) -> None:
+        """Run :meth:`maybe_save` every ``poll_s`` seconds in a daemon thread (headless use)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(poll_s):
+                self.maybe_save()
+
+        self._thread = threading.Thread(target=loop, name="autosave", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, flush: bool = True) -> None:
+        """Stop the thread (if started); with ``flush`` save pending changes first."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if flush and self.pending:
+            self.save_now()
+
+    def close(self, *, flush: bool = True) -> None:
+        """Stop and detach from the segmentation."""
+        self.stop(flush=flush)
+        if self._on_change in self.seg.on_change:
+            self.seg.on_change.remove(self._on_change)
+
+    def discard(self) -> bool:
+        """Stop without saving and delete this series' autosave (the reader discarded the edits)."""
+        self.stop(flush=False)
+        with self._save_lock:
+            self.saved_revision = self.seg.revision
+            return discard(self.identity, directory=self.directory)
+
+    def find_restorable(self) -> AutosaveInfo | None:
+        return find_restorable(self.identity, directory=self.directory)
