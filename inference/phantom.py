@@ -1,0 +1,335 @@
+"""Synthetic chest CT phantoms with labels, for training and testing the lung/lesion model.
+
+Labels: 0 background (incl. trachea/main bronchi, stomach/bowel gas, effusion, table, mattress),
+1 RIGHT lung, 2 LEFT lung, 3 lesion (nodule/mass voxels inside or touching the lung).
+
+Image convention (radiological display, head-first supine, LPS): array columns run patient right
+-> left (the right lung is on the image LEFT), rows anterior -> posterior; volumes are ``[z, y, x]``
+with index 0 the most cranial slice. HU are float32 clipped to [-1024, 3071].
+
+See ``docs/phantom.md`` for what is simulated and the known gaps. The anatomy lives in
+``phantom_patient`` (random patient), ``phantom_render`` (one thin plane), ``phantom_tubes``
+(vessel/airway trees) and ``phantom_post`` (kernel, noise, FOV).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inference.phantom_patient import Patient, sample_lesion, sample_patient
+from inference.phantom_post import Scanner, apply_scanner, sample_scanner
+from inference.phantom_render import Grid, make_grid, render_plane
+
+__all__ = [
+    "PhantomConfig",
+    "generate_slice",
+    "generate_volume",
+    "generate_dataset",
+    "slice_for_index",
+    "LABELS",
+]
+
+log = logging.getLogger(__name__)
+
+LABELS = {0: "background", 1: "right lung", 2: "left lung", 3: "lesion"}
+
+
+@dataclass
+class PhantomConfig:
+    """Randomisation ranges of the generator.
+
+    Attributes
+    ----------
+    size : int
+        Default image size (pixels, square).
+    fov_range_mm : tuple[float, float]
+        Reconstruction field of view drawn when no spacing is given (spacing = fov / size).
+    lesion_prob : float
+        Probability that a 2D slice gets lesions placed in its lungs.
+    max_lesions : int
+        Maximum number of lesions per 2D slice (1..max).
+    max_sub_slices : int
+        Upper bound on sub-slices averaged for thick-slice partial volume in ``generate_slice``
+        (speed vs realism; volumes use ``max_sub_slices_volume``).
+    max_sub_slices_volume : int
+        Same for ``generate_volume``.
+    offset_mm : float
+        Maximum patient shift from the image centre (mm, x and y).
+    roll_deg : float
+        Maximum patient roll about the z axis (degrees).
+    lung_free_fraction : float
+        Fraction of random-z slices drawn below the lungs (upper abdomen) or above the apices.
+    base_fraction : float
+        Fraction of random-z slices drawn at the lung bases/domes (the hardest region).
+    """
+
+    size: int = 256
+    fov_range_mm: tuple[float, float] = (300.0, 480.0)
+    lesion_prob: float = 0.6
+    max_lesions: int = 3
+    max_sub_slices: int = 3
+    max_sub_slices_volume: int = 5
+    offset_mm: float = 25.0
+    roll_deg: float = 5.0
+    lung_free_fraction: float = 0.15
+    base_fraction: float = 0.25
+
+
+def _sample_z_frac(rng: np.random.Generator, cfg: PhantomConfig) -> float:
+    r = rng.random()
+    if r < cfg.lung_free_fraction:
+        return float(rng.uniform(0.0, 0.08)) if rng.random() < 0.35 else float(rng.uniform(0.93, 1.0))
+    if r < cfg.lung_free_fraction + cfg.base_fraction:
+        return float(rng.uniform(0.66, 0.93))
+    return float(rng.uniform(0.08, 0.7))
+
+
+def _render_slab(p: Patient, g: Grid, z: float, thick: float, n_sub: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Average ``n_sub`` thin planes across the slab; labels by majority of occupancy."""
+    n_sub = max(1, n_sub)
+    dz = thick / n_sub
+    acc = None
+    fr = fl = fles = body = None
+    for i in range(n_sub):
+        zi = z - thick / 2 + (i + 0.5) * dz
+        hu, side, les, b = render_plane(p, g, zi, dz, rng)
+        if acc is None:
+            acc, fr, fl, fles, body = hu, (side == 1).astype(np.float32), (side == 2).astype(np.float32), les, b
+        else:
+            acc += hu
+            fr += side == 1
+            fl += side == 2
+            fles = fles + les
+            body |= b
+    acc /= n_sub
+    lab = np.zeros(acc.shape, np.uint8)
+    lab[fr / n_sub >= 0.5] = 1
+    lab[fl / n_sub >= 0.5] = 2
+    lab[fles / n_sub >= 0.5] = 3
+    return acc, lab, body
+
+
+def _place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float], k: int,
+                   dz: float) -> None:
+    """Add ``k`` lesions centred in lung at random planes from ``zs``; some juxtapleural."""
+    import cv2
+
+    for _ in range(k):
+        z = float(rng.choice(zs))
+        _, side, _, _ = render_plane(p, g, z, dz, rng)
+        lung = side > 0
+        if lung.sum() < 20:
+            continue
+        cand = lung
+        mode = rng.random()
+        if mode < 0.3:  # juxtapleural / juxtamediastinal: near the lung border
+            er = cv2.erode(lung.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(4 / g.spacing)))
+            edge = lung & (er == 0)
+            cand = edge if edge.sum() > 5 else lung
+        idx = np.flatnonzero(cand.ravel())
+        j = int(rng.choice(idx))
+        c = np.array([g.X.ravel()[j], g.Y.ravel()[j], z + rng.uniform(-3, 3)])
+        les = sample_lesion(rng, c)
+        if mode < 0.3:  # push juxtapleural lesions outward so they abut the wall
+            les.blob.centre[:2] += rng.normal(0, 1, 2).astype(np.float32) * les.blob.radius * 0.3
+        p.lesions.append(les)
+
+
+def generate_slice(
+    rng: np.random.Generator,
+    *,
+    size: int = 256,
+    spacing_mm: float | None = None,
+    z_frac: float | None = None,
+    config: PhantomConfig | None = None,
+    lesions: int | None = None,
+    return_info: bool = False,
+) -> tuple[np.ndarray, np.ndarray, float] | tuple[np.ndarray, np.ndarray, float, dict[str, Any]]:
+    """One random axial chest CT slice of a new random patient.
+
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Source of all randomness (same state -> identical output).
+    size : int
+        Image size in pixels (square).
+    spacing_mm : float, optional
+        Pixel size (mm); default ``fov / size`` with a random FOV from ``config.fov_range_mm``.
+    z_frac : float, optional
+        Craniocaudal position in [0, 1]: 0 lower neck, ~0.12 apex, ~0.45 hila, ~0.75-0.9 domes
+        and bases, 1 upper abdomen without lung. None: random, weighted to include bases and
+        lung-free slices.
+    config : PhantomConfig, optional
+        Randomisation ranges.
+    lesions : int, optional
+        Number of lesions to try to place (None: random per ``config``).
+    return_info : bool
+        Also return a dict with patient/scanner parameters.
+
+    Returns
+    -------
+    hu : np.ndarray
+        float32 [size, size] Hounsfield units, rows anterior -> posterior, columns patient right
+        -> left.
+    labels : np.ndarray
+        uint8 [size, size] in {0, 1, 2, 3}.
+    spacing_mm : float
+        Pixel size used (mm).
+    """
+    cfg = config or PhantomConfig()
+    if spacing_mm is None:
+        spacing_mm = float(rng.uniform(*cfg.fov_range_mm)) / size
+    zf = _sample_z_frac(rng, cfg) if z_frac is None else float(z_frac)
+    p = sample_patient(rng)
+    sc = sample_scanner(rng, spacing_mm)
+    off = rng.uniform(-cfg.offset_mm, cfg.offset_mm, 2)
+    off[1] *= 0.5
+    g = make_grid(size, spacing_mm, (float(off[0]), float(off[1])), float(rng.uniform(-cfg.roll_deg, cfg.roll_deg)))
+    z = zf * p.length
+    if lesions is None:
+        lesions = int(rng.integers(1, cfg.max_lesions + 1)) if rng.random() < cfg.lesion_prob else 0
+    if lesions:
+        _place_lesions(p, g, rng, [z], lesions, sc.thickness_mm)
+    n_sub = min(cfg.max_sub_slices, max(1, math.ceil(sc.thickness_mm / 1.5)))
+    hu, lab, body = _render_slab(p, g, z, sc.thickness_mm, n_sub, rng)
+    hu = apply_scanner(hu, body, sc, spacing_mm, rng)
+    if return_info:
+        return hu, lab, float(spacing_mm), _info(p, sc, zf=zf)
+    return hu, lab, float(spacing_mm)
+
+
+def _info(p: Patient, sc: Scanner, **extra: Any) -> dict[str, Any]:
+    return {
+        "sex": p.sex,
+        "body_width_mm": 2 * p.A,
+        "body_depth_mm": p.Ba + p.Bp,
+        "trunk_length_mm": p.length,
+        "contrast": p.contrast,
+        "arms_down": p.arms_down,
+        "effusion": p.effusion,
+        "kernel": sc.kernel,
+        "noise_hu": sc.noise_hu,
+        "thickness_mm": sc.thickness_mm,
+        "lesions": [
+            {"centre_mm": [float(v) for v in l.blob.centre], "diameter_mm": l.diameter_mm, "kind": l.kind, "hu": l.hu}
+            for l in p.lesions
+        ],
+        **extra,
+    }
+
+
+def generate_volume(
+    rng: np.random.Generator,
+    *,
+    shape: tuple[int, int, int] = (40, 256, 256),
+    spacing: tuple[float, float, float] = (5.0, 1.4, 1.4),
+    z_range: tuple[float, float] = (0.05, 0.95),
+    config: PhantomConfig | None = None,
+    lesions: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """A coherent 3D synthetic chest CT: one patient, contiguous slices, 3D lesions.
+
+    Parameters
+    ----------
+    rng : np.random.Generator
+        Source of all randomness.
+    shape : tuple
+        (nz, ny, nx) voxels; index 0 is the most cranial slice.
+    spacing : tuple
+        (sz, sy, sx) mm; slice thickness = sz (contiguous slices, partial volume simulated).
+        In-plane pixels are square with size sx.
+    z_range : tuple
+        Craniocaudal coverage as fractions of the trunk (see ``generate_slice``). The patient's
+        trunk length is chosen so that ``nz * sz`` covers this range when plausible (260-420 mm);
+        otherwise the slices are centred on the range and keep the requested spacing.
+    config : PhantomConfig, optional
+        Randomisation ranges.
+    lesions : int, optional
+        Number of lesions (None: 0-3 at random).
+
+    Returns
+    -------
+    hu : np.ndarray
+        float32 [nz, ny, nx] HU.
+    labels : np.ndarray
+        uint8 [nz, ny, nx] in {0, 1, 2, 3}.
+    info : dict
+        ``lesions`` (centre_zyx voxel indices, diameter_mm, kind, hu), ``z_frac`` per slice,
+        ``spacing``, patient and scanner parameters.
+    """
+    cfg = config or PhantomConfig()
+    nz, ny, nx = shape
+    sz, _, sx = spacing
+    z0f, z1f = z_range
+    L = float(np.clip(sz * max(nz - 1, 1) / max(z1f - z0f, 1e-3), 260, 420))
+    p = sample_patient(rng, length=L)
+    sc = sample_scanner(rng, sx)
+    sc.thickness_mm = sz
+    sc.noise_hu = float(np.clip(sc.noise_hu * np.sqrt(max(sc.thickness_mm, 0.5) / sz), 3, 150))
+    off = rng.uniform(-cfg.offset_mm, cfg.offset_mm, 2)
+    g = make_grid(nx, sx, (float(off[0]), float(off[1]) * 0.5), float(rng.uniform(-cfg.roll_deg, cfg.roll_deg)), ny=ny)
+    zc = (z0f + z1f) / 2 * L
+    zs = [zc + (k - (nz - 1) / 2) * sz for k in range(nz)]
+    n_les = int(rng.integers(0, 4)) if lesions is None else int(lesions)
+    if n_les:
+        lung_z = [z for z in zs if p.z_apex + 10 < z < p.z_dome_r + 0.5 * p.recess] or zs
+        _place_lesions(p, g, rng, lung_z, n_les, 2.0)
+    n_sub = min(cfg.max_sub_slices_volume, max(1, math.ceil(sz / 1.5)))
+    hu = np.empty((nz, ny, nx), np.float32)
+    lab = np.empty((nz, ny, nx), np.uint8)
+    for k, z in enumerate(zs):
+        h, lb, body = _render_slab(p, g, z, sz, n_sub, rng)
+        hu[k] = apply_scanner(h, body, sc, sx, rng)
+        lab[k] = lb
+    a, b, c, d, e, f = g.to_px
+    les_info = []
+    for les in p.lesions:
+        x, y, z = (float(v) for v in les.blob.centre)
+        les_info.append({
+            "centre_zyx": [(z - zs[0]) / sz, d * x + e * y + f, a * x + b * y + c],
+            "diameter_mm": les.diameter_mm, "kind": les.kind, "hu": les.hu,
+        })
+    info = _info(p, sc, z_frac=[z / L for z in zs], spacing=tuple(float(v) for v in spacing),
+                 convention="index 0 = most cranial; columns patient right -> left; rows anterior -> posterior")
+    info["lesions"] = les_info
+    return hu, lab, info
+
+
+def slice_for_index(seed: int, index: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """Sample ``index`` of the deterministic stream ``seed`` (independent of other indices; handy
+    for DataLoader workers). ``kwargs`` go to ``generate_slice``."""
+    return generate_slice(np.random.default_rng([int(seed), int(index)]), **kwargs)  # type: ignore[return-value]
+
+
+def generate_dataset(
+    seed: int,
+    n: int,
+    *,
+    size: int = 256,
+    spacing_mm: float | None = None,
+    z_frac: float | None = None,
+    config: PhantomConfig | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` independent random slices, deterministic for ``seed``.
+
+    Returns
+    -------
+    hu : np.ndarray
+        float32 [n, size, size].
+    labels : np.ndarray
+        uint8 [n, size, size].
+    spacing : np.ndarray
+        float32 [n] pixel sizes (mm).
+    """
+    hu = np.empty((n, size, size), np.float32)
+    lab = np.empty((n, size, size), np.uint8)
+    sp = np.empty(n, np.float32)
+    for i in range(n):
+        hu[i], lab[i], sp[i] = slice_for_index(seed, i, size=size, spacing_mm=spacing_mm, z_frac=z_frac, config=config)
+    return hu, lab, sp

@@ -1,0 +1,273 @@
+"""Random patient anatomy for the chest phantom (all lengths in mm, patient coordinates).
+
+Coordinates: x runs patient right -> left (image left -> right in radiological display), y runs
+anterior -> posterior (image top -> bottom), z runs cranial -> caudal; z = 0 is the lower neck /
+shoulder level and z = ``length`` the upper abdomen below the lung bases. ``z_frac = z / length``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inference.phantom_tubes import Segments, branching_tree, concat_segments
+
+__all__ = ["Patient", "Lesion", "Blob", "sample_patient", "sample_lesion"]
+
+
+@dataclass
+class Blob:
+    """A lobulated 3D blob: centre (x, y, z) mm, mean radius mm, lobulation bumps.
+
+    ``bumps`` is [k, 4]: unit direction (3) and relative amplitude; the radius towards direction
+    u is ``radius * (1 + sum_k amp_k * exp((u . v_k - 1) / width))``.
+    """
+
+    centre: np.ndarray
+    radius: float
+    bumps: np.ndarray
+    width: float = 0.25
+    axes: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
+
+
+@dataclass
+class Lesion:
+    """A nodule or mass: ``blob`` shape, ``hu`` solid density, ``kind`` solid|part_solid|ggo."""
+
+    blob: Blob
+    hu: float
+    kind: str
+    core: Blob | None = None  # solid core of a part-solid lesion
+    spicules: Segments | None = None
+
+    @property
+    def diameter_mm(self) -> float:
+        return float(2 * self.blob.radius)
+
+
+@dataclass
+class Patient:
+    """Everything that stays constant across the slices of one synthetic patient."""
+
+    length: float  # craniocaudal extent, mm
+    sex: str
+    A: float  # body half-width (x)
+    Ba: float  # anterior half-depth
+    Bp: float  # posterior half-depth (back rests on the table at y = Bp)
+    fat: float  # subcutaneous fat, mm
+    muscle: float
+    harmonics: np.ndarray  # [k, 3] (order, amplitude, phase) body outline wobble
+    z_apex: float
+    z_carina: float
+    z_dome_r: float
+    z_dome_l: float
+    recess: float  # costophrenic recess depth below the dome, mm
+    lung_hu: float
+    lung_grad: float  # HU added at the dependent (posterior) edge
+    contrast: bool
+    blood_hu: float
+    heart: np.ndarray  # (x, y, a, b, angle_deg, z_top, z_bottom)
+    spine_y: float
+    spine_r: float
+    vert_pitch: float
+    vert_phase: float
+    rib_pitch: float
+    rib_phase: float
+    rib_drop: float
+    arms_down: bool
+    breasts: np.ndarray | None  # (dx, dy, rx, ry) or None
+    hilum_r: np.ndarray
+    hilum_l: np.ndarray
+    mediastinal: Segments  # great vessels (blood)
+    airways_main: Segments  # trachea + main bronchi (air, NOT lung)
+    vessels: Segments  # intrapulmonary vessels (blood)
+    airways: Segments  # intrapulmonary airways (air with walls, lung label)
+    esophagus: Segments
+    table: dict
+    stomach: np.ndarray  # (x, y, rx, ry, z_top, z_len, air_frac)
+    effusion: tuple[float, float] | None  # (side -1 right / +1 left, fluid depth mm)
+    patches: list[tuple[Blob, float]]  # ground glass / consolidation (blob, HU), label lung
+    lesions: list[Lesion]
+    emphysema: float
+    seed: int
+
+
+def _u(rng: np.random.Generator, a: float, b: float) -> float:
+    return float(rng.uniform(a, b))
+
+
+def sample_blob(rng: np.random.Generator, centre: np.ndarray, radius: float, lobulation: float) -> Blob:
+    """A lobulated blob with ``lobulation`` in [0, 1] (0 = sphere-like)."""
+    k = int(rng.integers(3, 9))
+    v = rng.normal(size=(k, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    amp = rng.uniform(-0.25, 0.45, size=(k, 1)) * lobulation
+    axes = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
+    return Blob(np.asarray(centre, np.float32), float(radius), np.hstack([v, amp]).astype(np.float32),
+                width=_u(rng, 0.12, 0.4), axes=axes)
+
+
+def sample_lesion(rng: np.random.Generator, centre: np.ndarray, diameter: float | None = None) -> Lesion:
+    """A nodule/mass centred at ``centre`` (mm) of random size, shape and density."""
+    if diameter is None:
+        diameter = float(np.exp(rng.uniform(np.log(3.0), np.log(60.0))))
+    r = diameter / 2
+    kind = rng.choice(["solid", "solid", "solid", "part_solid", "ggo"])
+    lob = _u(rng, 0.0, 1.0) if diameter > 8 else _u(rng, 0.0, 0.3)
+    blob = sample_blob(rng, centre, r, lob)
+    core = None
+    if kind == "solid":
+        hu = _u(rng, -20, 70)
+    elif kind == "ggo":
+        hu = _u(rng, -600, -150)
+    else:
+        hu = _u(rng, -550, -250)
+        core = sample_blob(rng, np.asarray(centre) + rng.normal(0, r * 0.15, 3), r * _u(rng, 0.3, 0.6), 0.3)
+    spic = None
+    if kind != "ggo" and diameter > 8 and rng.random() < 0.35:
+        n = int(rng.integers(6, 20))
+        d = rng.normal(size=(n, 3))
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        p0 = np.asarray(centre)[None] + d * r * 0.8
+        p1 = p0 + d * rng.uniform(0.4, 1.2, size=(n, 1)) * r
+        spic = Segments(p0, p1, rng.uniform(0.4, 1.2, size=n))
+    return Lesion(blob, hu, str(kind), core, spic)
+
+
+def _lung_trees(rng: np.random.Generator, side: int, hilum: np.ndarray, p: dict) -> tuple[Segments, Segments]:
+    """Arterial+venous trees and airways of one lung, rooted at its hilum."""
+    k = int(rng.integers(9, 14))
+    # targets spread through the lung: up to the apex, down to the bases, anterior, posterior, lateral
+    tz = rng.uniform(p["z_apex"] + 15, p["z_dome"] + p["recess"] * 0.6, size=k)
+    tx = side * rng.uniform(25, p["A_in"] * 0.85, size=k)
+    ty = rng.uniform(-p["B_in"] * 0.7, p["B_in"] * 0.85, size=k)
+    tgt = np.stack([tx, ty, tz], 1)
+    vec = tgt - hilum[None]
+    dist = np.linalg.norm(vec, axis=1)
+    dirs = vec / dist[:, None]
+    roots = hilum[None] + rng.normal(0, 4, size=(k, 3))
+    art = branching_tree(rng, roots, dirs, dist * rng.uniform(0.18, 0.3, size=k), rng.uniform(3.5, 5.5, size=k),
+                         depth=8, gravity=dirs, rad_ratio=(0.74, 0.86), len_ratio=(0.68, 0.86), min_radius=0.45)
+    kv = int(rng.integers(5, 9))
+    vroot = hilum[None] + np.array([side * -8.0, 12.0, 18.0]) + rng.normal(0, 5, size=(kv, 3))
+    sel = rng.integers(0, k, size=kv)
+    vdir = tgt[sel] - vroot + rng.normal(0, 25, size=(kv, 3))
+    vdir /= np.linalg.norm(vdir, axis=1, keepdims=True)
+    ven = branching_tree(rng, vroot, vdir, dist[sel] * 0.25, rng.uniform(3.5, 5.5, size=kv), depth=8, gravity=vdir,
+                         rad_ratio=(0.74, 0.86), len_ratio=(0.68, 0.86), min_radius=0.45)
+    # airways: follow the first generations of the arterial tree, offset sideways
+    big = art.r >= 1.4
+    off = rng.normal(0, 1, size=3)
+    off = off / np.linalg.norm(off) * 3.0
+    air = Segments(art.p0[big] + off, art.p1[big] + off, art.r[big] * 1.05, art.gen[big])
+    return concat_segments([art, ven]), air
+
+
+def _mediastinum(rng: np.random.Generator, q: dict) -> tuple[Segments, Segments, Segments]:
+    """Great vessels, trachea/main bronchi, oesophagus as segment chains."""
+    L, car = q["L"], q["z_carina"]
+    z_arch = car - _u(rng, 25, 45)
+    aorta_r = _u(rng, 11, 17)
+    sy, sr = q["spine_y"], q["spine_r"]
+    hz = q["heart_top"]
+    asc0 = np.array([_u(rng, -2, 8), _u(rng, -25, -10), hz + 35])
+    asc1 = np.array([_u(rng, -12, -2), _u(rng, -35, -20), z_arch + 8])
+    arch_mid = np.array([_u(rng, 0, 10), _u(rng, -10, 5), z_arch])
+    desc0 = np.array([sr * 0.6 + aorta_r * 0.8, sy - sr * 0.7, z_arch + 10])
+    desc1 = np.array([sr * 0.5 + aorta_r * 0.6, sy - sr * 1.0, L * 0.8])
+    desc2 = np.array([_u(rng, 0, 6), sy - sr - aorta_r * 0.9, L * 1.1])
+    ao = [(asc0, asc1, aorta_r), (asc1, arch_mid, aorta_r * 0.95), (arch_mid, desc0, aorta_r * 0.9),
+          (desc0, desc1, aorta_r * 0.85), (desc1, desc2, aorta_r * 0.8)]
+    # supra-aortic branches and brachiocephalic veins / SVC
+    br = [(arch_mid + [-12, -8, 0], [-25, -12, -20], _u(rng, 5, 7)), (arch_mid + [0, 0, 0], [-8, -18, -20], 4.0),
+          (arch_mid + [10, 5, 0], [20, -5, -20], 4.5), ([-28, -20, z_arch + 30], [-30, -15, hz + 20], _u(rng, 7, 10)),
+          ([-28, -20, z_arch + 30], [-35, -18, -20], 6.5), ([-28, -20, z_arch + 5], [20, -25, z_arch - 15], 5.0)]
+    pa0 = np.array([_u(rng, 12, 25), _u(rng, -40, -25), hz + 25])
+    pab = np.array([_u(rng, 8, 18), _u(rng, -15, -5), car + 12])
+    par = q["hilum_r"]
+    pal = q["hilum_l"]
+    pa_r = aorta_r * _u(rng, 0.85, 1.15)
+    pa = [(pa0, pab, pa_r), (pab, pal + [-8, 0, -2], pa_r * 0.75), (pab, par + [10, -5, 0], pa_r * 0.7),
+          (pal + [-8, 0, -2], pal, pa_r * 0.6), (par + [10, -5, 0], par, pa_r * 0.6)]
+    # pulmonary veins into the left atrium (posterior heart)
+    la = np.array([_u(rng, 0, 15), _u(rng, 0, 15), hz + _u(rng, 15, 30)])
+    pv = [(la, par + [0, 15, 15], 6.5), (la, pal + [0, 15, 15], 6.5)]
+    ivc = [(np.array([-15, sy - sr - 15, L * 1.1]), np.array([-18, 5, q["z_dome_r"] - 5]), 12.0)]
+    seg = ao + br + pa + pv + ivc
+    vessels = Segments(np.array([s[0] for s in seg]), np.array([s[1] for s in seg]), np.array([s[2] for s in seg]))
+    # trachea and main bronchi
+    tr_r = _u(rng, 8, 11)
+    ty = sy - sr - _u(rng, 22, 32)
+    tr0 = np.array([_u(rng, -3, 3), ty - 8, -30])
+    tr1 = np.array([_u(rng, -3, 3), ty + 5, car])
+    rb = par + [8, 0, -6]
+    lb = pal + [-10, 0, -6]
+    air = Segments(np.array([tr0, tr1, tr1]), np.array([tr1, rb, lb]), np.array([tr_r, tr_r * 0.72, tr_r * 0.66]))
+    es = Segments(np.array([[6, ty + 18, -30], [8, ty + 20, car]]), np.array([[8, ty + 20, car], [18, sy - sr - 8, L * 0.95]]),
+                  np.array([_u(rng, 6, 9)] * 2))
+    return vessels, air, es
+
+
+def sample_patient(rng: np.random.Generator, *, length: float | None = None, lesions: int | None = None) -> Patient:
+    """Draw one random patient (sex, size, anatomy landmarks, trees, pathology)."""
+    seed = int(rng.integers(0, 2**31 - 1))
+    sex = "F" if rng.random() < 0.45 else "M"
+    L = float(length) if length is not None else _u(rng, 290, 370)
+    scale = _u(rng, 0.85, 1.12) * (0.94 if sex == "F" else 1.0)
+    obese = rng.random() ** 2
+    A = 165 * scale * _u(rng, 0.9, 1.08) + 25 * obese
+    Bp = 110 * scale * _u(rng, 0.88, 1.1) + 10 * obese
+    Ba = Bp * _u(rng, 0.9, 1.08)
+    fat = 4 + 40 * obese * _u(rng, 0.5, 1.0) + (4 if sex == "F" else 0)
+    muscle = _u(rng, 7, 16) * (1.2 if sex == "M" else 0.9)
+    harm = np.stack([np.arange(2, 6), rng.normal(0, 0.012, 4), rng.uniform(0, 2 * np.pi, 4)], 1)
+    z_apex = L * _u(rng, 0.08, 0.16)
+    z_dome_r = L * _u(rng, 0.70, 0.80)
+    z_dome_l = z_dome_r + L * _u(rng, 0.01, 0.05)
+    recess = L * _u(rng, 0.08, 0.14)
+    z_carina = L * _u(rng, 0.38, 0.46)
+    contrast = rng.random() < 0.45
+    blood = _u(rng, 150, 320) if contrast else _u(rng, 30, 55)
+    wall = fat + muscle + 12
+    A_in, B_in = A - wall, (Ba + Bp) / 2 - wall
+    heart_top = z_carina + L * _u(rng, 0.06, 0.12)
+    hb = (min(z_dome_r, z_dome_l) + z_dome_l) / 2 + L * _u(rng, -0.02, 0.02)
+    hs = _u(rng, 0.85, 1.25)
+    heart = np.array([_u(rng, 12, 30), -B_in * _u(rng, 0.25, 0.45), 62 * hs, 48 * hs, _u(rng, 20, 50), heart_top, hb])
+    spine_r = _u(rng, 13, 18) * scale
+    spine_y = Bp - fat - muscle - _u(rng, 40, 55)
+    hil_r = np.array([-_u(rng, 35, 48), _u(rng, -5, 12), z_carina + L * _u(rng, 0.03, 0.07)])
+    hil_l = np.array([_u(rng, 35, 48), _u(rng, -5, 12), z_carina + L * _u(rng, 0.01, 0.05)])
+    q = dict(L=L, z_carina=z_carina, spine_y=spine_y, spine_r=spine_r, heart_top=heart_top, hilum_r=hil_r,
+             hilum_l=hil_l, z_dome_r=z_dome_r)
+    med, air_main, eso = _mediastinum(rng, q)
+    pv = dict(z_apex=z_apex, recess=recess, A_in=A_in, B_in=B_in)
+    vr, ar = _lung_trees(rng, -1, hil_r, {**pv, "z_dome": z_dome_r})
+    vl, al = _lung_trees(rng, +1, hil_l, {**pv, "z_dome": z_dome_l})
+    breasts = None
+    if sex == "F" and rng.random() < 0.85:
+        s = _u(rng, 0.5, 1.15) * (1 + 0.5 * obese)
+        breasts = np.array([_u(rng, 0.38, 0.55) * A, _u(rng, 0.0, 0.2) * Ba, 55 * s, 36 * s])
+    table = dict(style=int(rng.integers(0, 3)), foam=_u(rng, 0, 60) if rng.random() < 0.8 else 0.0,
+                 foam_hu=_u(rng, -960, -750), sink=_u(rng, 0, 25), width=_u(rng, 420, 520),
+                 curve=_u(rng, 0, 35), shell=_u(rng, 2.0, 4.0), core=_u(rng, 10, 40),
+                 shell_hu=_u(rng, 150, 700), blanket=rng.random() < 0.5, blanket_gap=_u(rng, 0, 10))
+    stomach = np.array([_u(rng, 40, 80), -_u(rng, 10, 60), _u(rng, 35, 60), _u(rng, 30, 55),
+                        z_dome_l + _u(rng, 0, 15), L * _u(rng, 0.15, 0.3), _u(rng, 0.05, 0.7)])
+    effusion = None
+    if rng.random() < 0.12:
+        effusion = (float(rng.choice([-1, 1])), _u(rng, 10, 60))
+    patches: list[tuple[Blob, float]] = []
+    for _ in range(int(rng.poisson(0.5))):
+        side = rng.choice([-1, 1])
+        c = np.array([side * _u(rng, 40, A_in * 0.8), _u(rng, -B_in * 0.5, B_in * 0.8), _u(rng, z_apex + 30, z_dome_r + 10)])
+        hu = _u(rng, -700, -350) if rng.random() < 0.6 else _u(rng, -50, 60)
+        patches.append((sample_blob(rng, c, _u(rng, 15, 50), 0.8), hu))
+    p = Patient(L, sex, A, Ba, Bp, fat, muscle, harm, z_apex, z_carina, z_dome_r, z_dome_l, recess,
+                _u(rng, -890, -800), _u(rng, 20, 120), contrast, blood, heart, spine_y, spine_r,
+                _u(rng, 24, 30), _u(rng, 0, 1), _u(rng, 24, 32), _u(rng, 0, 1), _u(rng, 90, 150),
+                rng.random() < 0.35, breasts, hil_r, hil_l, med, air_main, concat_segments([vr, vl]),
+                concat_segments([ar, al]), eso, table, stomach, effusion, patches, [],
+                _u(rng, 0, 1) if rng.random() < 0.2 else 0.0, seed)
+    return p
