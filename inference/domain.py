@@ -19,7 +19,7 @@ import numpy as np
 from inference.package import ModelPackage, PackageError
 from inference.preprocess_input import orientation_of
 
-__all__ = ["DomainError", "check_domain", "OBLIQUE_TOLERANCE_DEG"]
+__all__ = ["DomainError", "check_domain", "validate_domain_spec", "OBLIQUE_TOLERANCE_DEG", "PADDING_BELOW_HU"]
 
 #: Slices tilted more than this from the nearest canonical plane get a warning.
 OBLIQUE_TOLERANCE_DEG = 10.0
@@ -45,10 +45,17 @@ def _meta(volume_like: Any, name: str) -> str:
     return str(value or "").strip()
 
 
-def _robust_range(voxels: np.ndarray) -> tuple[float, float]:
-    """1st and 99th percentile of a strided subsample (~1e6 voxels), in the voxels' units."""
+#: Values at or below this are taken as padding outside a circular reconstruction (-2000, -3024 ...).
+PADDING_BELOW_HU = -1500.0
+
+
+def _robust_range(voxels: np.ndarray) -> tuple[float, float] | None:
+    """1st and 99th percentile of a strided subsample (~1e6 voxels) without padding; None if empty."""
     step = max(1, int(round((voxels.size / 1e6) ** (1 / 3))))
-    sub = voxels[::step, ::step, ::step]
+    sub = voxels[::step, ::step, ::step].ravel()
+    sub = sub[sub > PADDING_BELOW_HU]
+    if sub.size < 10:
+        return None
     lo, hi = np.percentile(sub, [1.0, 99.0])
     return float(lo), float(hi)
 
@@ -64,8 +71,8 @@ def check_domain(volume_like: Any, package: ModelPackage | dict[str, Any]) -> li
     package : the model package, or its ``domain`` dict.
 
     Checked: modality, body part (when the header has one, or when ``""`` is not allowed), the
-    1st–99th percentile of the values against ``hu_range`` (robust to the -2000/-3024 padding
-    outside a circular reconstruction), slice orientation (plane and obliquity), in-plane pixel
+    1st–99th percentile of the values above :data:`PADDING_BELOW_HU` (padding outside a
+    circular reconstruction is ignored) against ``hu_range``, and for CT that air is present, slice orientation (plane and obliquity), in-plane pixel
     spacing and field of view (``max(nx * sx, ny * sy)``). A radiograph fails the modality check.
     """
     dom = dict(package.domain if isinstance(package, ModelPackage) else package)
@@ -89,12 +96,21 @@ def check_domain(volume_like: Any, package: ModelPackage | dict[str, Any]) -> li
         warnings.append(f"body part is {body or 'not stated'}, the model expects {'/'.join(p for p in parts if p)}")
     if "hu_range" in dom and vox.size:
         lo, hi = (float(v) for v in dom["hu_range"])
-        p1, p99 = _robust_range(vox)
-        if p1 < lo or p99 > hi:
-            warnings.append(
-                f"values range {p1:.0f}..{p99:.0f} (1st-99th percentile) lie outside {lo:.0f}..{hi:.0f} HU "
-                "expected for CT"
-            )
+        rng = _robust_range(vox)
+        if rng is None:
+            warnings.append(f"the image holds no values above {PADDING_BELOW_HU:.0f} (empty or all padding)")
+        else:
+            p1, p99 = rng
+            if p1 < lo or p99 > hi:
+                warnings.append(
+                    f"values range {p1:.0f}..{p99:.0f} (1st-99th percentile) lie outside {lo:.0f}..{hi:.0f} HU "
+                    "expected for CT"
+                )
+            elif modality == "CT" and p1 > -500:
+                warnings.append(
+                    f"no air in the image (1st percentile {p1:.0f} HU): are the values Hounsfield units "
+                    "(rescale intercept applied)?"
+                )
     orient = orientation_of(volume_like.direction)
     allowed = [str(o).lower() for o in dom.get("orientations", ["axial"])]
     if orient.plane not in allowed:
