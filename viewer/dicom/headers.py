@@ -281,6 +281,8 @@ def _classify(ref: FileRef, ds: Dataset, off: int | None, length: int | None, si
     info.header["notes"] = notes
     if ts in NATIVE_SYNTAXES and off is not None:
         expected = (info.frame_bytes * frames) if info.bits_allocated >= 8 else (info.rows * info.columns * frames + 7) // 8
+        if info.photometric in ("YBR_FULL_422", "YBR_PARTIAL_422"):
+            expected = expected * 2 // 3  # chroma subsampled horizontally (PS3.3 C.7.6.3.1.2)
         if length is None or length == 0xFFFFFFFF or length < expected:
             return SkippedFile(str(ref), f"PixelData holds {length} bytes but Rows x Columns x frames x "
                                f"samples x BitsAllocated/8 = {expected}: the header or the pixel data is wrong")

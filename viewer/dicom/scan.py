@@ -46,7 +46,8 @@ class Stack:
     frames: list[FrameRecord]
     spacing: tuple[float, float, float] | None = None  # (sz, sy, sx) mm, sz from positions
     orientation: str = ""
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # notes + geometry warnings
+    notes: list[str] = field(default_factory=list)  # grouping notes (not geometry)
 
     @property
     def first(self) -> FileInfo:
@@ -210,7 +211,8 @@ def _split_duplicates(frames: list[FrameRecord]) -> tuple[list[list[FrameRecord]
 
 def _build_stack(frames: list[FrameRecord], series_uid: str, notes: list[str]) -> Stack:
     f0 = frames[0]
-    warnings = list(notes) + list(f0.file.header.get("notes", []))
+    notes = list(notes) + list(f0.file.header.get("notes", []))
+    warnings = list(notes)
     spacing = None
     if f0.position is not None and f0.orientation is not None:
         try:
@@ -225,7 +227,7 @@ def _build_stack(frames: list[FrameRecord], series_uid: str, notes: list[str]) -
     else:
         frames = sorted(frames, key=lambda f: (f.instance_number or 0, f.frame or 0))
         warnings.append("no ImagePositionPatient/ImageOrientationPatient: loaded as a 2-D image")
-    return Stack(_stack_id(frames, series_uid), frames, spacing, orientation_label(f0.orientation), warnings)
+    return Stack(_stack_id(frames, series_uid), frames, spacing, orientation_label(f0.orientation), warnings, notes)
 
 
 def _group(records: list[FrameRecord]) -> list[Stack]:
