@@ -1,0 +1,93 @@
+"""Application entry points: ``clinical-viewer [PATH]`` and ``clinical-viewer demo``.
+
+Start-up stays light (target ≤ 1.5 s to a usable window, ``bench/bench_startup.py``): nothing here
+imports torch or pytorch-grad-cam; the model engine is imported when a segmentation first runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+__all__ = ["create_app", "run_demo", "run_gui"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (created once): names, high-DPI policy, Fusion style."""
+    app = QApplication.instance()
+    if app is not None:
+        return app  # type: ignore[return-value]
+    QCoreApplication.setOrganizationName("clinical-viewer")
+    QCoreApplication.setApplicationName("clinical-viewer")
+    # Qt 6 scales by the screen's device pixel ratio; keep fractional factors (125 %, 150 %) exact
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setStyle("Fusion")
+    return app
+
+
+def _window(**kwargs: Any):
+    from viewer.qt.main_window import MainWindow
+
+    win = MainWindow(**kwargs)
+    win.errors.install_excepthook()
+    return win
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    """Open the viewer, on ``args.path`` when given. Returns the exit code."""
+    app = create_app()
+    win = _window()
+    win.show()
+    path = getattr(args, "path", None)
+    if path:
+        QTimer.singleShot(0, lambda: win.open_path(path))
+    return int(app.exec())
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Open the viewer on the generated demo chest CT (written once, then read by the real loader)
+    and segment it when a model package is installed (unless ``--no-segment``)."""
+    app = create_app()
+    win = _window()
+    win.show()
+    start_demo(win, segment=not getattr(args, "no_segment", False))
+    return int(app.exec())
+
+
+def start_demo(win: Any, *, segment: bool = True) -> None:
+    """Generate (if needed) and open the demo study in ``win``; segment it once loaded."""
+    from viewer.demo import ensure_demo_study
+
+    job = win.runner.submit(lambda progress, cancel: ensure_demo_study(progress=progress, cancel=cancel),
+                            name="demo", key="demo")
+    job.progress.connect(lambda d, t, m: win.show_progress(d, t, m or "Writing demo study"))
+    job.error.connect(lambda exc, tb: win.errors.present(exc, title="Demo study failed", details=tb))
+    job.finished.connect(win.hide_progress)
+
+    def opened(path: Any) -> None:
+        win.state.set_hide_identity(win.state.hide_identity)
+        if segment:
+            def once(_vol: Any) -> None:
+                win.volume_loaded.disconnect(once)
+                panel = getattr(win, "segmentation", None)
+                if panel is not None:
+                    panel.run_if_model_available(window_preset="Lung")
+                else:
+                    from viewer.display import CT_PRESETS
+
+                    lung = next(p for p in CT_PRESETS if p.name == "Lung")
+                    win.state.set_window(lung.center, lung.width)
+
+            win.volume_loaded.connect(once)
+        win.open_path(str(path))
+
+    job.result.connect(opened)
