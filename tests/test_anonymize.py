@@ -68,7 +68,7 @@ class TestAnonymizeDataset:
         assert "PS3.15 E.1 Basic Profile" in out.DeidentificationMethod
         assert out.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
         assert str(out.PatientName).startswith("ANONYMOUS^") and out.PatientID.startswith("ANON-")
-        assert out.PatientBirthDate == "" and out.StudyDate == "" and out.ReferringPhysicianName == ""
+        assert out.PatientBirthDate == "" and out.StudyDate == "19000101" and out.ReferringPhysicianName == ""
         for kw in ("InstitutionName", "OperatorsName", "PatientAddress", "OtherPatientIDs", "SeriesDate",
                    "StudyDescription", "SeriesDescription", "AcquisitionDateTime", "DeviceSerialNumber"):
             assert kw not in out, kw

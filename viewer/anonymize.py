@@ -79,7 +79,8 @@ ACTIONS: dict[str, str] = {
     "ReferencedPatientPhotoSequence": "X", "AdmissionID": "X", "AdmittingDiagnosesDescription": "X",
     "AdmittingDiagnosesCodeSequence": "X", "CurrentPatientLocation": "X", "PatientTransportArrangements": "X",
     # study / visit / request
-    "StudyDate": "Z", "StudyTime": "Z", "AccessionNumber": "Z", "StudyID": "Z",
+    # Z allows "a non-zero length dummy value": D keeps DICOMDIR builders (dciodvfy) content
+    "StudyDate": "D", "StudyTime": "D", "AccessionNumber": "Z", "StudyID": "D",
     "ReferringPhysicianName": "Z", "ReferringPhysicianAddress": "X",
     "ReferringPhysicianTelephoneNumbers": "X", "ReferringPhysicianIdentificationSequence": "X",
     "StudyDescription": "X", "PhysiciansOfRecord": "X", "PhysiciansOfRecordIdentificationSequence": "X",

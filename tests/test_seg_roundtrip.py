@@ -1,0 +1,153 @@
+"""SEG round trip: written label map == what highdicom, plain pydicom and read_seg give back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+
+from viewer.anonymize import Anonymizer
+from viewer.dicom.seg_reader import read_seg, read_seg_labels, referenced_series_uids
+from viewer.dicom.synth import write_multiframe, write_series
+from viewer.errors import DicomError
+from viewer.export.seg import SegmentInfo, write_seg
+from viewer.volume import Volume, VolumeMeta
+
+SEGS = [
+    SegmentInfo(1, "Right lung", (220, 120, 80), algorithm_name="m", algorithm_version="2",
+                algorithm_engine="onnxruntime", algorithm_parameters={"sha256": "feed"}),
+    SegmentInfo(2, "Left lung", (80, 120, 220), algorithm_name="m", algorithm_version="2"),
+    SegmentInfo(3, "Lesion", (255, 230, 0), algorithm_type="MANUAL"),
+]
+
+
+def _series(folder: Path, nz: int = 7, shuffle: bool = True) -> tuple[Volume, list[pydicom.Dataset]]:
+    vox = np.full((nz, 24, 30), -700, np.int16)
+    paths = write_series(folder, vox, spacing=(3.0, 0.9, 0.6), origin=(5.0, -7.0, -40.0),
+                         iop=(1, 0, 0, 0, 0.96, -0.28), shuffle=shuffle, uid_seed=str(folder))
+    dss = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+    normal = np.cross([1, 0, 0], np.array([0, 0.96, -0.28]) / np.linalg.norm([0, 0.96, -0.28]))
+    direction = np.column_stack([[1, 0, 0], np.array([0, 0.96, -0.28]) / np.linalg.norm([0, 0.96, -0.28]), normal])
+    meta = VolumeMeta(modality="CT", series_instance_uid=dss[0].SeriesInstanceUID,
+                      frame_of_reference_uid=dss[0].FrameOfReferenceUID,
+                      sop_instance_uids=[d.SOPInstanceUID for d in dss], frame_numbers=[None] * nz,
+                      source_files=[str(p) for p in paths])
+    return Volume(vox, (3.0, 0.9, 0.6), origin=(5.0, -7.0, -40.0), direction=direction, meta=meta), dss
+
+
+def _labels(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    lab = np.zeros(shape, np.uint8)
+    lab[1:-1, 3:20, 2:13] = 1
+    lab[2:-2, 4:18, 16:28] = 2
+    lab[rng.random(shape) > 0.97] = 3  # scattered single voxels: exact pixel placement matters
+    return lab
+
+
+def _pydicom_labels(path: Path, sop_uids: list[str], shape: tuple[int, int, int]) -> np.ndarray:
+    """Independent decoding with plain pydicom: frame → (segment, source instance) → slice."""
+    ds = pydicom.dcmread(path)
+    frames = ds.pixel_array.reshape(int(ds.NumberOfFrames), ds.Rows, ds.Columns)
+    out = np.zeros(shape, np.uint8)
+    for frame, fg in zip(frames, ds.PerFrameFunctionalGroupsSequence, strict=True):
+        number = fg.SegmentIdentificationSequence[0].ReferencedSegmentNumber
+        uid = fg.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        out[sop_uids.index(uid)][frame > 0] = number
+    return out
+
+
+class TestRoundTrip:
+    def test_three_readers_agree(self, tmp_path: Path) -> None:
+        vol, _ = _series(tmp_path / "src")
+        lab = _labels(vol.shape)
+        out = write_seg(tmp_path / "seg.dcm", vol, lab, SEGS)
+        uids = list(vol.meta.sop_instance_uids)
+        # highdicom
+        seg = hd.seg.segread(out)
+        got = seg.get_pixels_by_source_instance(uids, combine_segments=True, skip_overlap_checks=False)
+        assert np.array_equal(got.astype(np.uint8), lab)
+        # plain pydicom
+        assert np.array_equal(_pydicom_labels(out, uids, vol.shape), lab)
+        # ours
+        r = read_seg(out, vol)
+        assert np.array_equal(r.labels, lab) and r.labels.dtype == np.uint8
+        assert r.matched_by == "sop-instance" and r.warnings == []
+        assert [s.name for s in r.segments] == ["Right lung", "Left lung", "Lesion"]
+        s1 = r.segments[0]
+        assert (s1.algorithm_name, s1.algorithm_version, s1.algorithm_engine) == ("m", "2", "onnxruntime")
+        assert s1.algorithm_parameters == {"sha256": "feed"} and s1.type_modifier[2] == "Right"
+        assert all(abs(a - b) <= 2 for a, b in zip(s1.color, (220, 120, 80), strict=True))
+        assert [s.algorithm_type for s in r.segments] == ["AUTOMATIC", "AUTOMATIC", "MANUAL"]
+        assert referenced_series_uids(out) == [vol.meta.series_instance_uid]
+        labels, segments = read_seg_labels(out, vol)
+        assert np.array_equal(labels, lab) and len(segments) == 3
+
+    def test_multiframe_source(self, tmp_path: Path) -> None:
+        nz, order = 6, [4, 1, 5, 0, 3, 2]  # frames stored out of spatial order
+        vox = np.full((nz, 20, 16), -600, np.int16)
+        p = write_multiframe(tmp_path / "mf.dcm", vox, spacing=(2.0, 1.0, 1.0), frame_order=order, uid_seed="mf")
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+        meta = VolumeMeta(modality="CT", sop_instance_uids=[ds.SOPInstanceUID] * nz,
+                          frame_numbers=[order.index(z) + 1 for z in range(nz)], source_files=[str(p)] * nz,
+                          frame_of_reference_uid=ds.FrameOfReferenceUID)
+        vol = Volume(vox, (2.0, 1.0, 1.0), meta=meta)
+        lab = _labels(vol.shape, seed=1)
+        out = write_seg(tmp_path / "seg.dcm", vol, lab, SEGS)
+        r = read_seg(out, vol)
+        assert np.array_equal(r.labels, lab) and r.matched_by == "sop-instance"
+        seg = hd.seg.segread(out)
+        by_frame = seg.get_pixels_by_source_frame(ds.SOPInstanceUID, list(range(1, nz + 1)), combine_segments=True)
+        assert np.array_equal(by_frame.astype(np.uint8), lab[[order[f] for f in range(nz)]])
+
+    def test_anonymised_seg_on_original_series(self, tmp_path: Path) -> None:
+        vol, _ = _series(tmp_path / "src")
+        lab = _labels(vol.shape, seed=2)
+        anon = Anonymizer()
+        out = write_seg(tmp_path / "seg.dcm", vol, lab, SEGS, anonymize=True, anonymizer=anon)
+        ds = pydicom.dcmread(out)
+        assert ds.PatientIdentityRemoved == "YES"
+        assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == anon.uid_map(vol.meta.series_instance_uid)
+        assert ds.FrameOfReferenceUID == anon.uid_map(vol.meta.frame_of_reference_uid)
+        r = read_seg(out, vol)  # UIDs differ: placed by position, with a warning
+        assert np.array_equal(r.labels, lab) and r.matched_by == "position"
+        assert any("FrameOfReferenceUID" in w for w in r.warnings)
+        # ...and on the anonymised metadata by SOP instance UID
+        vol_anon = Volume(vol.voxels, vol.spacing, vol.origin, vol.direction, anon.meta(vol.meta))
+        r2 = read_seg(out, vol_anon)
+        assert np.array_equal(r2.labels, lab) and r2.matched_by == "sop-instance" and not r2.warnings
+
+    def test_loaded_with_dicom_loader(self, tmp_path: Path) -> None:
+        load = pytest.importorskip("viewer.dicom.load")
+        _series(tmp_path / "study" / "ct", shuffle=True)
+        vol = load.load_path(tmp_path / "study" / "ct")
+        lab = _labels(vol.shape, seed=3)
+        out = write_seg(tmp_path / "study" / "seg" / "seg.dcm", vol, lab, SEGS)
+        assert np.array_equal(read_seg(out, vol).labels, lab)
+
+
+class TestReadErrors:
+    def test_not_a_seg(self, tmp_path: Path) -> None:
+        vol, _ = _series(tmp_path / "src", nz=3)
+        with pytest.raises(DicomError, match=r"SOPClassUID .* not a DICOM Segmentation"):
+            read_seg(vol.meta.source_files[0], vol)
+        (tmp_path / "junk.dcm").write_bytes(b"not dicom at all")
+        with pytest.raises(DicomError, match="junk.dcm"):
+            read_seg(tmp_path / "junk.dcm", vol)
+
+    def test_other_grid(self, tmp_path: Path) -> None:
+        vol, _ = _series(tmp_path / "src", nz=3)
+        out = write_seg(tmp_path / "seg.dcm", vol, _labels(vol.shape), SEGS)
+        other = Volume(np.zeros((3, 10, 10), np.int16), vol.spacing, meta=VolumeMeta())
+        with pytest.raises(DicomError, match=r"24x30 .* series is 10x10"):
+            read_seg(out, other)
+
+    def test_frames_off_grid_warn(self, tmp_path: Path) -> None:
+        vol, _ = _series(tmp_path / "src", nz=4)
+        out = write_seg(tmp_path / "seg.dcm", vol, _labels(vol.shape), SEGS)
+        shifted = Volume(vol.voxels, vol.spacing, tuple(np.add(vol.origin, (0, 0, 1.5))), vol.direction,
+                         VolumeMeta(modality="CT"))
+        r = read_seg(out, shifted)
+        assert not r.labels.any() and "lie on no slice" in r.warnings[0]

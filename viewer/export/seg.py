@@ -1,0 +1,252 @@
+"""Write a label map as a DICOM Segmentation (SEG) that references its source series (highdicom).
+
+No Qt. One segment per label, BINARY, empty frames omitted. Each segment carries coded
+SegmentedPropertyCategory / Type (SNOMED CT, CID 7150 / 7151; laterality as a type modifier),
+a display colour, and its algorithm type: ``AUTOMATIC`` for model output (with
+SegmentationAlgorithmIdentificationSequence: model name, version, AI family, engine and model
+hash as parameters), ``SEMIAUTOMATIC`` for model output a reader edited, ``MANUAL`` for drawn
+segments. The SEG shares the series' Frame of Reference and references every source instance
+per frame (DerivationImageSequence), so viewers and PACS put it on the right slices; it reads
+back with :func:`viewer.dicom.seg_reader.read_seg` (and ``highdicom.seg.segread``).
+
+Anonymised export (``anonymize=True``) builds the SEG from de-identified copies of the source
+headers (:class:`viewer.anonymize.Anonymizer`), so the SEG's patient and study modules carry
+pseudonyms and its references use the session's consistently mapped UIDs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from viewer.anonymize import Anonymizer
+from viewer.dicom.seg_reader import Code, SegmentInfo
+from viewer.errors import ExportError
+from viewer.export.atomic import atomic_path
+from viewer.volume import Volume
+
+__all__ = ["SegmentInfo", "write_seg", "default_codes", "build_seg", "SOFTWARE_VERSION"]
+
+log = logging.getLogger(__name__)
+
+SOFTWARE_VERSION = "0.1.0"
+ANATOMICAL_STRUCTURE: Code = ("123037004", "SCT", "Anatomical Structure")
+ABNORMAL_STRUCTURE: Code = ("49755003", "SCT", "Morphologically Abnormal Structure")
+TISSUE: Code = ("85756007", "SCT", "Tissue")
+# first match wins: findings before anatomy ("Lung nodule" is a nodule)
+_TYPES: list[tuple[tuple[str, ...], Code, Code]] = [
+    (("nodule",), ABNORMAL_STRUCTURE, ("27925004", "SCT", "Nodule")),
+    (("mass", "tumour", "tumor"), ABNORMAL_STRUCTURE, ("4147007", "SCT", "Mass")),
+    (("neoplasm", "cancer", "carcinoma"), ABNORMAL_STRUCTURE, ("108369006", "SCT", "Neoplasm")),
+    (("lesion",), ABNORMAL_STRUCTURE, ("52988006", "SCT", "Lesion")),
+    (("lung",), ANATOMICAL_STRUCTURE, ("39607008", "SCT", "Lung")),
+    (("liver",), ANATOMICAL_STRUCTURE, ("10200004", "SCT", "Liver")),
+    (("heart",), ANATOMICAL_STRUCTURE, ("80891009", "SCT", "Heart")),
+    (("airway", "trachea"), ANATOMICAL_STRUCTURE, ("44567001", "SCT", "Trachea")),
+]
+RIGHT: Code = ("24028007", "SCT", "Right")
+LEFT: Code = ("7771000", "SCT", "Left")
+_ALGORITHM_TYPES = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
+
+
+def default_codes(name: str) -> tuple[Code, Code, Code | None]:
+    """``(category, type, type modifier)`` SNOMED CT codes for a segment called ``name``.
+
+    ``"Right lung"`` → Anatomical Structure / Lung / Right; ``"Lesion"`` → Morphologically
+    Abnormal Structure / Lesion; ``"Mass"``, ``"Nodule"``, ``"Neoplasm"`` likewise; anything
+    unknown → Tissue / Tissue (give explicit codes in :class:`SegmentInfo` for those).
+    """
+    low = name.lower()
+    for words, category, typ in _TYPES:
+        if any(w in low for w in words):
+            modifier = RIGHT if "right" in low else LEFT if "left" in low else None
+            return category, typ, modifier
+    return TISSUE, TISSUE, None
+
+
+def _concept(code: Code):  # -> highdicom.sr.CodedConcept
+    from highdicom.sr import CodedConcept
+
+    return CodedConcept(value=code[0], scheme_designator=code[1], meaning=code[2])
+
+
+def _description(number: int, seg: SegmentInfo):  # -> highdicom.seg.SegmentDescription
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    if seg.algorithm_type not in _ALGORITHM_TYPES:
+        raise ExportError(f"segment {seg.name!r}: algorithm_type must be one of {_ALGORITHM_TYPES}, "
+                          f"got {seg.algorithm_type!r}")
+    category, typ, modifier = default_codes(seg.name)
+    category, typ = seg.category or category, seg.type or typ
+    modifier = seg.type_modifier or (modifier if seg.type is None else None)
+    algorithm = None
+    if seg.algorithm_type != "MANUAL":
+        if not seg.algorithm_name:
+            raise ExportError(f"segment {seg.name!r} is {seg.algorithm_type}: give its algorithm_name "
+                              f"(the model) or mark it MANUAL")
+        params = {"engine": seg.algorithm_engine} if seg.algorithm_engine else {}
+        params.update({str(k): str(v) for k, v in seg.algorithm_parameters.items()})
+        algorithm = hd.AlgorithmIdentificationSequence(
+            name=seg.algorithm_name[:64], family=codes.DCM.ArtificialIntelligence,
+            version=(seg.algorithm_version or "unknown")[:64], source="clinical-viewer",
+            parameters=params or None)
+    desc = hd.seg.SegmentDescription(
+        segment_number=number, segment_label=seg.name[:64], segmented_property_category=_concept(category),
+        segmented_property_type=_concept(typ), algorithm_type=seg.algorithm_type,
+        algorithm_identification=algorithm,
+        display_color=hd.color.CIELabColor.from_rgb(*(int(c) for c in seg.color)),
+    )
+    if modifier is not None:
+        desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [_concept(modifier)]
+    return desc
+
+
+def _read_sources(volume: Volume) -> list[Dataset]:
+    files = list(dict.fromkeys(volume.meta.source_files))
+    if not files:
+        raise ExportError("DICOM SEG export needs the source DICOM series (this volume has no source files); "
+                          "export NIfTI instead, or open the series from DICOM")
+    out = []
+    for f in files:
+        try:
+            out.append(pydicom.dcmread(f, stop_before_pixels=True))
+        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+            raise ExportError(f"DICOM SEG export: cannot read source header {f} ({exc}); "
+                              f"is the study folder still there?") from exc
+    return out
+
+
+def _arrange(volume: Volume, labels: np.ndarray, sources: list[Dataset]) -> tuple[list[Dataset], np.ndarray]:
+    """Source datasets and the label frames in the order highdicom pairs them (frame i ↔ source i)."""
+    nz = volume.shape[0]
+    meta = volume.meta
+    if len(sources) == 1 and int(sources[0].get("NumberOfFrames", 1)) > 1:
+        nframes = int(sources[0].NumberOfFrames)
+        fns = list(meta.frame_numbers)
+        if len(fns) != nz or any(f is None or not 1 <= int(f) <= nframes for f in fns):
+            raise ExportError(f"multi-frame source: volume.meta.frame_numbers must give a frame 1..{nframes} "
+                              f"for each of the {nz} slices, got {fns[:5]}...")
+        frames = np.zeros((nframes, *labels.shape[1:]), labels.dtype)
+        frames[np.asarray(fns, int) - 1] = labels
+        return sources, frames
+    if len(sources) != nz:
+        raise ExportError(f"DICOM SEG export: {len(sources)} source images for {nz} slices; "
+                          f"the SEG must be written on the series it was computed on")
+    uids = [str(u) for u in meta.sop_instance_uids]
+    if len(uids) == nz and all(uids):
+        by_uid = {str(ds.SOPInstanceUID): ds for ds in sources}
+        missing = [u for u in uids if u not in by_uid]
+        if missing:
+            raise ExportError(f"DICOM SEG export: source SOPInstanceUID {missing[0]} of the volume is not among "
+                              f"the source headers given")
+        sources = [by_uid[u] for u in uids]
+    return sources, labels
+
+
+def build_seg(volume: Volume, labels: np.ndarray, segments: Sequence[SegmentInfo], *,
+              source_datasets: Sequence[Dataset] | None = None, anonymize: bool = False,
+              anonymizer: Anonymizer | None = None, series_description: str = "AI segmentation",
+              series_number: int = 900, manufacturer: str = "clinical-viewer",
+              manufacturer_model_name: str = "clinical-viewer", software_versions: str = SOFTWARE_VERSION,
+              device_serial_number: str = "0", content_creator_name: str | None = None,
+              content_description: str | None = None) -> Dataset:
+    """The SEG dataset (not saved); arguments as in :func:`write_seg`."""
+    import highdicom as hd
+
+    labels = np.asarray(labels)
+    if labels.shape != volume.shape:
+        raise ExportError(f"label map shape {labels.shape} does not match the volume {volume.shape} ([z, y, x])")
+    if labels.dtype.kind not in "ui" or labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ExportError(f"label map must hold integer labels 0..255, got dtype {labels.dtype}")
+    segs = sorted(segments, key=lambda s: s.value)
+    if not segs:
+        raise ExportError("DICOM SEG export needs at least one segment description")
+    values = [int(s.value) for s in segs]
+    if len(set(values)) != len(values) or min(values) < 1 or max(values) > 255:
+        raise ExportError(f"segment values must be distinct and 1..255, got {values}")
+    present = np.unique(labels)
+    unknown = sorted(set(int(v) for v in present) - {0, *values})
+    if unknown:
+        raise ExportError(f"label values {unknown} have no segment description; add SegmentInfo for them")
+    lut = np.zeros(256, np.uint8)  # label value -> segment number 1..N
+    lut[values] = np.arange(1, len(values) + 1)
+    numbered = lut[labels.astype(np.intp)]
+
+    sources = list(source_datasets) if source_datasets is not None else _read_sources(volume)
+    sources, frames = _arrange(volume, numbered, sources)
+    anon = anonymizer or (Anonymizer() if anonymize else None)
+    if anon is not None:
+        sources = [anon.dataset(ds) for ds in sources]
+        content_creator_name = None
+    descriptions = [_description(i + 1, s) for i, s in enumerate(segs)]
+    omit = bool(frames.any())  # an all-empty map still needs frames: keep them (all zero)
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=sources, pixel_array=frames, segmentation_type="BINARY",
+            segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=series_number,
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer=manufacturer,
+            manufacturer_model_name=manufacturer_model_name, software_versions=software_versions,
+            device_serial_number=device_serial_number, omit_empty_frames=omit,
+            content_description=(content_description or "AI segmentation; review before clinical use")[:64],
+            content_label="SEGMENTATION", content_creator_name=content_creator_name,
+            series_description=series_description[:64],
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ExportError(f"DICOM SEG could not be built from the source headers: {exc}") from exc
+    if anon is not None:
+        anon.mark(seg, name=str(seg.PatientName), pid=str(seg.PatientID))
+    return seg
+
+
+def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Sequence[SegmentInfo], *,
+              source_datasets: Sequence[Dataset] | None = None, anonymize: bool = False,
+              uid_map: object | None = None, anonymizer: Anonymizer | None = None,
+              series_description: str = "AI segmentation", series_number: int = 900,
+              manufacturer: str = "clinical-viewer", manufacturer_model_name: str = "clinical-viewer",
+              software_versions: str = SOFTWARE_VERSION, device_serial_number: str = "0",
+              content_creator_name: str | None = None, content_description: str | None = None) -> Path:
+    """Write ``labels`` as a DICOM SEG on ``volume``'s source series; atomic.
+
+    Parameters
+    ----------
+    path : output file (``seg.dcm``).
+    volume : the series the labels were computed on (geometry; ``meta.source_files`` give the
+        source headers unless ``source_datasets`` is given; ``meta.sop_instance_uids`` /
+        ``frame_numbers`` pair slices with source images or frames).
+    labels : uint8 [z, y, x] label map on the volume grid; 0 is background.
+    segments : one :class:`SegmentInfo` per label value that may occur (absent ones are
+        described with no frames).
+    source_datasets : source headers (single-frame series in any order, or one multi-frame).
+    anonymize : de-identify (PS3.15 basic profile). Share one ``anonymizer`` (or its
+        ``UidMap`` as ``uid_map``) across a session's exports to keep UIDs consistent.
+    content_creator_name : the reader, for edited segments (dropped when anonymising).
+
+    Returns
+    -------
+    Path of the written SEG.
+
+    Raises
+    ------
+    ExportError
+        Labels and segments disagree, the source headers are missing or do not fit, or the
+        file cannot be written (nothing is left half-written).
+    """
+    if anonymizer is None and uid_map is not None:
+        anonymizer = Anonymizer(uid_map=uid_map)  # type: ignore[arg-type]
+    seg = build_seg(volume, labels, segments, source_datasets=source_datasets, anonymize=anonymize,
+                    anonymizer=anonymizer if anonymize else None,
+                    series_description=series_description, series_number=series_number,
+                    manufacturer=manufacturer, manufacturer_model_name=manufacturer_model_name,
+                    software_versions=software_versions, device_serial_number=device_serial_number,
+                    content_creator_name=content_creator_name, content_description=content_description)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        seg.save_as(tmp, enforce_file_format=True)
+    log.info("wrote DICOM SEG with %d segments, %d frames", len(segments), int(seg.NumberOfFrames))
+    return path
