@@ -35,8 +35,10 @@ def roi_mask(
     ``p0``/``p1`` are opposite corners of the bounding box, ``(row, col)``; ``kind`` is
     ``"rect"`` or ``"ellipse"`` (inscribed in that box).
     """
+    eps = 1e-3  # a corner placed on a pixel centre includes that pixel despite float round-off
     r0, r1 = sorted((p0[0], p1[0]))
     c0, c1 = sorted((p0[1], p1[1]))
+    r0, c0, r1, c1 = r0 - eps, c0 - eps, r1 + eps, c1 + eps
     rows = np.arange(shape[0], dtype=np.float64)[:, None]
     cols = np.arange(shape[1], dtype=np.float64)[None, :]
     if kind == "rect":

@@ -140,10 +140,10 @@ class JobRunner(QObject):
             for old in self._jobs:
                 if old.key == key:
                     old.cancel()
-        job = Job(name, fn, key, parent=self)
+        was_busy = self.active() > 0
+        job = Job(name, fn, key)  # Python-owned: deleting the runner never leaves a queued call dangling
         self._jobs.append(job)
         job.finished.connect(lambda j=job: self._forget(j))
-        was_busy = self.active() > 0
         job._start()
         if not was_busy:
             self.busy.emit(True)
