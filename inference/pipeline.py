@@ -139,6 +139,7 @@ class SegmentationResult:
     model: dict[str, Any]
     timings: dict[str, float]
     geometry: dict[str, Any] = field(default_factory=dict)
+    label_colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def memory_bytes(self) -> int:
@@ -351,4 +352,5 @@ def segment_volume(
         model={"name": package.name, "version": package.version, "sha256": sha,
                "file": ENGINE_KINDS.get(str(name), str(name))},
         timings=timings, geometry=geometry,
+        label_colors={lab.value: tuple(lab.color) for lab in package.labels},
     )
