@@ -11,7 +11,8 @@ Stored values come from HU via ``stored = round((hu - intercept) / slope)`` and 
 as uint16 when all stored values are >= 0, int16 otherwise (override with ``signed``).
 
 Compressed transfer syntaxes use pydicom's encoders: RLE Lossless (pydicom / pylibjpeg-rle),
-JPEG-LS (pyjpegls), JPEG 2000 (pylibjpeg-openjpeg). pydicom has no JPEG (process 1/14) encoder;
+JPEG-LS (pyjpegls), JPEG 2000 (pylibjpeg-openjpeg; images of at least 32x32 pixels, since
+openjpeg's default 6 resolution levels need them). pydicom has no JPEG (process 1/14) encoder;
 see :data:`ENCODABLE` for what this machine can write.
 """
 

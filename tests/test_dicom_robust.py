@@ -1,0 +1,177 @@
+"""Broken inputs, containers (DICOMDIR, zip), non-image objects, and the job protocol
+(progress, cancel, middle slice first, memory refusal, per-file decode failures)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
+from pydicom.uid import RLELossless
+
+from viewer.dicom.load import load_path, load_stack
+from viewer.dicom.scan import scan
+from viewer.dicom.synth import write_series
+from viewer.errors import Cancelled, DicomError
+from viewer.jobs import CancelToken
+
+
+def ct(shape=(6, 16, 16), seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-1024, 3000, shape).astype(np.int16)
+
+
+@pytest.fixture
+def good(tmp_path):
+    v = ct()
+    write_series(tmp_path / "good", v, spacing=(2, 1, 1))
+    return tmp_path, v
+
+
+def reason_for(result, name: str) -> str:
+    hits = [s.reason for s in result.skipped if s.path.endswith(name)]
+    assert hits, f"{name} not reported as skipped: {[s.path for s in result.skipped]}"
+    return hits[0]
+
+
+class TestBrokenFiles:
+    def test_each_broken_file_has_a_reason_and_the_series_still_loads(self, good):
+        root, v = good
+        src = sorted((root / "good").iterdir())[0]
+        bad = root / "bad"
+        bad.mkdir()
+        (bad / "random.bin").write_bytes(np.random.default_rng(1).bytes(4000))
+        (bad / "empty").write_bytes(b"")
+        data = src.read_bytes()
+        (bad / "truncated_pixels.dcm").write_bytes(data[: len(data) - 100])
+        (bad / "truncated_header.dcm").write_bytes(data[:300])
+        ds = pydicom.dcmread(src)
+        del ds.Rows
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(bad / "no_rows.dcm")
+        ds = pydicom.dcmread(src)
+        ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+        ds.save_as(bad / "short_pixels.dcm")
+        ds = pydicom.dcmread(src, stop_before_pixels=True)
+        ds.save_as(bad / "no_pixels.dcm")
+        res = scan(root)
+        assert "not a DICOM file" in reason_for(res, "random.bin")
+        assert "not a DICOM file" in reason_for(res, "empty")
+        assert "truncated" in reason_for(res, "truncated_pixels.dcm")
+        assert "unreadable DICOM header" in reason_for(res, "truncated_header.dcm") or \
+            "no pixel data" in reason_for(res, "truncated_header.dcm")
+        assert "Rows" in reason_for(res, "no_rows.dcm")
+        assert "PixelData holds" in reason_for(res, "short_pixels.dcm")
+        assert "no pixel data" in reason_for(res, "no_pixels.dcm")
+        assert len(res.stacks) == 1
+        np.testing.assert_array_equal(load_stack(res.stacks[0]).voxels, v)
+        json.dumps(res.to_dict())  # serialisable, no pixel data
+
+    def test_unsupported_transfer_syntax_is_a_reason(self, good):
+        root, _ = good
+        ds = pydicom.dcmread(sorted((root / "good").iterdir())[0])
+        ds.file_meta.TransferSyntaxUID = "1.2.826.0.1.3680043.99.1"  # private, no decoder anywhere
+        ds.PixelData = encapsulate([b"\x00" * 64])
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(root / "private_ts.dcm", implicit_vr=False, little_endian=True)
+        res = scan(root)
+        assert "transfer syntax" in reason_for(res, "private_ts.dcm")
+
+    def test_decode_failure_blanks_one_slice_and_names_the_file(self, tmp_path):
+        v = ct()
+        paths = write_series(tmp_path, v, transfer_syntax=RLELossless)
+        ds = pydicom.dcmread(paths[1])
+        ds.PixelData = encapsulate([b"\x01\x02garbage-not-rle" * 4])
+        ds.save_as(paths[1])
+        vol = load_path(tmp_path)
+        np.testing.assert_array_equal(np.delete(vol.voxels, 1, axis=0), np.delete(v, 1, axis=0))
+        assert (vol.voxels[1] == -1024).all()
+        msg = [w for w in vol.warnings if "could not be decoded" in w]
+        assert msg and paths[1].name in msg[0]
+        assert str(paths[1]) in vol.meta.extra["failed_files"]
+
+    def test_nothing_loadable_is_a_clear_error(self, tmp_path):
+        (tmp_path / "notes.txt").write_text("hello")
+        with pytest.raises(DicomError, match="no loadable DICOM images.*notes.txt.*not a DICOM file"):
+            load_path(tmp_path)
+
+    def test_missing_path_and_unknown_series(self, good, tmp_path):
+        with pytest.raises(DicomError, match="no such file or folder"):
+            scan(tmp_path / "nope")
+        with pytest.raises(DicomError, match="series '1.2.999' not found"):
+            load_path(good[0], "1.2.999")
+
+    def test_absurd_size_refused_before_allocating(self, good):
+        st = scan(good[0]).stacks[0]
+        with pytest.raises(DicomError, match="need .* GiB"):
+            load_stack(st, max_bytes=1000)
+
+
+class TestContainers:
+    def test_dicomdir(self):
+        res = scan(get_testdata_file("DICOMDIR"))
+        mods = {s.modality for s in res.stacks}
+        assert {"CT", "MR", "CR"} <= mods
+        assert sum(s.image_count for s in res.stacks) + len(res.skipped) + len(res.non_image) == 31
+
+    def test_zip_and_zip_inside_folder(self, good, tmp_path_factory):
+        root, v = good
+        z = tmp_path_factory.mktemp("z") / "series.zip"
+        with zipfile.ZipFile(z, "w") as zf:
+            for p in sorted((root / "good").iterdir()):
+                zf.write(p, f"DICOM/{p.stem.upper()}")
+            zf.writestr("README.txt", "not dicom")
+        res = scan(z)
+        assert len(res.stacks) == 1 and res.stacks[0].image_count == 6
+        assert any("README.txt" in s.path for s in res.skipped)
+        np.testing.assert_array_equal(load_stack(res.stacks[0]).voxels, v)
+        shutil.copy(z, root / "archive.zip")
+        res2 = scan(root)
+        assert sorted(s.image_count for s in res2.stacks) == [6, 6]  # folder copy + zip copy, kept apart
+
+    def test_non_image_objects_listed(self, good):
+        root, _ = good
+        for name in ("test-SR.dcm", "rtstruct.dcm"):
+            shutil.copy(get_testdata_file(name), root / name)
+        res = scan(root)
+        names = {n.sop_class_name for n in res.non_image}
+        assert "Comprehensive SR Storage" in names and "RT Structure Set Storage" in names
+        assert len(res.stacks) == 1
+
+
+class TestJobProtocol:
+    def test_progress_reaches_total(self, good):
+        calls = []
+        load_path(good[0], progress=lambda d, t, m: calls.append((d, t)))
+        assert calls[-1] == (6, 6)
+        assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+    def test_cancel_load(self, good):
+        token = CancelToken()
+        st = scan(good[0]).stacks[0]
+        with pytest.raises(Cancelled):
+            load_stack(st, progress=lambda d, t, m: token.cancel(), cancel=token)
+
+    def test_cancel_scan(self, good):
+        token = CancelToken()
+        token.cancel()
+        with pytest.raises(Cancelled):
+            scan(good[0], cancel=token)
+
+    @pytest.mark.parametrize("threads", [1, 3])
+    def test_middle_slice_first(self, tmp_path, threads):
+        v = ct((9, 16, 16), seed=3)
+        write_series(tmp_path, v, transfer_syntax=RLELossless if threads > 1 else "1.2.840.10008.1.2.1")
+        events = []
+        vol = load_path(tmp_path, threads=threads, progress=lambda d, t, m: events.append("p"),
+                        first_slice_callback=lambda z, a: events.append((z, a.copy())))
+        first = events[0]
+        assert isinstance(first, tuple), "the first slice must arrive before any other progress"
+        z, arr = first
+        assert z == 4
+        np.testing.assert_array_equal(arr, v[4])
+        np.testing.assert_array_equal(vol.voxels, v)
