@@ -7,9 +7,11 @@ Steps, in order (all per slice, vectorised with numpy / OpenCV):
 
 1. **Reorientation** (:class:`Orientation`): the array axes are permuted and flipped, as views,
    so that in the canonical array ``[z', y', x']`` columns run toward patient Left (LPS +X), rows
-   toward Posterior (LPS +Y) and slices toward Superior (LPS +Z). This is the radiological
+   toward Posterior (LPS +Y) and slices toward Inferior (LPS -Z). This is the radiological
    display of an axial slice (patient's right on the image's left) for head-first and feet-first,
-   supine and prone scans. Each array axis is matched to the LPS axis its direction cosine is
+   supine and prone scans. Slices run head → feet (canonical slice 0 is the most cranial, like
+   the training phantoms of :mod:`inference.phantom`), so 2.5D channel order is anatomical.
+   Each array axis is matched to the LPS axis its direction cosine is
    closest to (the best of the 6 permutations), so coronal and sagittal stacks are resliced
    axially (the domain check warns about them).
 2. **In-plane resampling** to the model's pixel spacing (``inplane.policy == "spacing"``:
@@ -84,7 +86,7 @@ class ArrayVolume:
 class Orientation:
     """How to view an array ``[z, y, x]`` in the canonical LPS-axial order.
 
-    ``perm[k]`` is the source numpy axis shown as canonical axis ``k`` (0 = slices toward S,
+    ``perm[k]`` is the source numpy axis shown as canonical axis ``k`` (0 = slices toward I (feet),
     1 = rows toward P, 2 = columns toward L); ``flip[k]`` reverses canonical axis ``k``.
     ``max_angle_deg`` is the largest angle between an array axis and the LPS axis it was
     matched to (0 for a non-oblique scan). ``plane`` is the acquisition plane of the slices
@@ -134,7 +136,8 @@ def orientation_of(direction: np.ndarray) -> Orientation:
     """
     d = np.asarray(direction, dtype=np.float64).reshape(3, 3)
     cols = [d[:, 2 - a] / (np.linalg.norm(d[:, 2 - a]) or 1.0) for a in range(3)]  # numpy axis → LPS vector
-    target = (2, 1, 0)  # canonical axis k shows LPS axis target[k]: S, P, L
+    target = (2, 1, 0)  # canonical axis k shows LPS axis target[k]: I (= -S), P, L
+    sign = (-1.0, 1.0, 1.0)
     best: tuple[float, tuple[int, ...]] | None = None
     for perm in itertools.permutations(range(3)):
         score = sum(abs(cols[perm[k]][target[k]]) for k in range(3))
@@ -142,7 +145,7 @@ def orientation_of(direction: np.ndarray) -> Orientation:
             best = (score, perm)
     assert best is not None
     perm = tuple(int(p) for p in best[1])
-    flip = tuple(bool(cols[perm[k]][target[k]] < 0) for k in range(3))
+    flip = tuple(bool(sign[k] * cols[perm[k]][target[k]] < 0) for k in range(3))
     cosines = [min(1.0, abs(cols[perm[k]][target[k]])) for k in range(3)]
     angle = float(np.degrees(np.arccos(min(cosines))))
     normal_axis = int(np.argmax(np.abs(cols[0])))  # numpy axis 0 is the slice direction

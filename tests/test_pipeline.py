@@ -170,17 +170,19 @@ class TestOrientation:
 
     def test_orientation_of(self) -> None:
         o = orientation_of(_direction(*POSITIONS["FFS"]))
-        assert o.perm == (0, 1, 2) and o.flip == (True, False, True) and o.plane == "axial"
+        assert o.perm == (0, 1, 2) and o.flip == (False, False, True) and o.plane == "axial"
+        h = orientation_of(_direction(*POSITIONS["HFS"]))  # loaded HFS: slice 0 is the most caudal
+        assert h.perm == (0, 1, 2) and h.flip == (True, False, False)
         t = orientation_of(_direction(*POSITIONS["HFS-transposed"]))
-        assert t.perm == (0, 2, 1) and t.flip == (True, False, False)
+        assert t.perm == (0, 2, 1) and t.flip == (False, False, False)
         a = np.radians(20)
-        tilted = orientation_of(_direction((1, 0, 0), (0, np.cos(a), np.sin(a)), (0, -np.sin(a), np.cos(a))))
+        tilted = orientation_of(_direction((1, 0, 0), (0, np.cos(a), np.sin(a)), (0, np.sin(a), -np.cos(a))))
         assert tilted.is_identity and abs(tilted.max_angle_deg - 20) < 1e-6
 
 
 class TestModelInput:
     def test_replay_matches_what_the_engine_saw(self, band) -> None:
-        vol, _ = _phantom(_direction(*POSITIONS["FFP"]), shape=(6, 50, 70))
+        vol, _ = _phantom(_direction(*POSITIONS["HFP"]), shape=(6, 50, 70))
         seen = {}
 
         def spy(x: np.ndarray) -> np.ndarray:
@@ -188,7 +190,7 @@ class TestModelInput:
             return side_engine(x)
 
         segment_volume(vol, band, engine=spy, batch_size=1, force_domain=True)
-        # FFP: slice axis is reversed, so original slice 1 is canonical slice 4
+        # HFP: slices run toward the head, canonical runs head → feet: original slice 1 is canonical 4
         x, info = model_input_for_slice(vol, 1, band)
         assert info["canonical_z"] == 4 and info["geometry"]["input_shape"] == [64, 80]
         np.testing.assert_array_equal(x, seen["batches"][4][0])
@@ -197,9 +199,13 @@ class TestModelInput:
     def test_two_point_five_d_channels(self, tmp_path: Path) -> None:
         pkg = load_package(band_package(tmp_path / "c3", input_spec={"channels": 3}))
         vox = (np.arange(4)[:, None, None] * 300 - 1050 + np.zeros((4, 256, 256))).astype(np.int16)
-        x, _ = model_input_for_slice(_vol(vox), 0, pkg)
+        feet_first = np.diag([1.0, 1.0, -1.0])  # slice 0 most cranial, like the training phantoms
+        x, _ = model_input_for_slice(_vol(vox, direction=feet_first), 0, pkg)
         assert x.shape == (3, 256, 256)
         norm = [float(normalize_hu(np.float32(v), pkg.input)) for v in (-1050, -1050, -750)]  # clamped z-1
+        x_hfs, info = model_input_for_slice(_vol(vox), 0, pkg)  # loaded HFS: slice 0 is the most caudal
+        assert info["canonical_z"] == 3
+        assert [float(x_hfs[c, 5, 5]) for c in range(3)] == pytest.approx(norm[::-1])
         assert [float(x[c, 5, 5]) for c in range(3)] == pytest.approx(norm)
         res = segment_volume(_vol(vox), pkg)  # band model reads the centre channel
         np.testing.assert_array_equal(res.labels, expected_band(vox))
@@ -246,7 +252,7 @@ class TestCancelAndErrors:
 
     def test_wrong_output_shape(self, band) -> None:
         with pytest.raises(PackageError, match="expected .*K = 3 labels"):
-            segment_volume(_vol(np.zeros((1, 256, 256), np.int16)), band, engine=lambda x: x)
+            segment_volume(_vol(np.full((1, 256, 256), -1000, np.int16)), band, engine=lambda x: x)
 
     def test_rgb_refused(self, band) -> None:
         with pytest.raises(PackageError, match=r"\[z, y, x\] volume"):
