@@ -89,6 +89,6 @@ def read_nifti(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     img = nib.load(str(path))
     data = np.asanyarray(img.dataobj)
     if data.dtype == _RGB:
-        data = data.view(np.uint8).reshape(*data.shape, 3)
-        return np.ascontiguousarray(data.transpose(2, 1, 0, 3)), img.affine
+        rgb = np.stack([data["R"], data["G"], data["B"]], axis=-1)
+        return np.ascontiguousarray(rgb.transpose(2, 1, 0, 3)), img.affine
     return np.ascontiguousarray(data.transpose(2, 1, 0)), img.affine
