@@ -23,7 +23,8 @@ import numpy as np
 
 from inference.phantom_patient import Patient, sample_lesion, sample_patient
 from inference.phantom_post import Scanner, apply_scanner, sample_scanner
-from inference.phantom_render import Grid, make_grid, render_plane
+from inference.phantom_render import Grid, Tex, make_grid, render_plane, render_tubes
+from inference.phantom_shapes import lung_predicate
 
 __all__ = [
     "PhantomConfig",
@@ -94,51 +95,47 @@ def _render_slab(p: Patient, g: Grid, z: float, thick: float, n_sub: int,
     """Average ``n_sub`` thin planes across the slab; labels by majority of occupancy."""
     n_sub = max(1, n_sub)
     dz = thick / n_sub
-    acc = None
-    fr = fl = fles = body = None
+    tubes = render_tubes(p, g, z, thick)
+    tex = Tex(rng, g.X.shape)
+    acc = fr = fl = fles = body = None
     for i in range(n_sub):
         zi = z - thick / 2 + (i + 0.5) * dz
-        hu, side, les, b = render_plane(p, g, zi, dz, rng)
+        hu, side, les, b = render_plane(p, g, zi, tubes, tex)
         if acc is None:
             acc, fr, fl, fles, body = hu, (side == 1).astype(np.float32), (side == 2).astype(np.float32), les, b
         else:
             acc += hu
             fr += side == 1
             fl += side == 2
-            fles = fles + les
+            fles += les
             body |= b
     acc /= n_sub
     lab = np.zeros(acc.shape, np.uint8)
-    lab[fr / n_sub >= 0.5] = 1
-    lab[fl / n_sub >= 0.5] = 2
-    lab[fles / n_sub >= 0.5] = 3
+    lab[fr >= 0.5 * n_sub] = 1
+    lab[fl >= 0.5 * n_sub] = 2
+    lab[fles >= 0.5 * n_sub] = 3
     return acc, lab, body
 
 
-def _place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float], k: int,
-                   dz: float) -> None:
-    """Add ``k`` lesions centred in lung at random planes from ``zs``; some juxtapleural."""
+def _place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float], k: int) -> None:
+    """Add ``k`` lesions centred in lung at random planes from ``zs``; ~30 % juxtapleural."""
     import cv2
 
     for _ in range(k):
         z = float(rng.choice(zs))
-        _, side, _, _ = render_plane(p, g, z, dz, rng)
-        lung = side > 0
+        lung = lung_predicate(p, g.X, g.Y, z)
         if lung.sum() < 20:
             continue
         cand = lung
-        mode = rng.random()
-        if mode < 0.3:  # juxtapleural / juxtamediastinal: near the lung border
-            er = cv2.erode(lung.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(4 / g.spacing)))
+        juxta = rng.random() < 0.3
+        if juxta:
+            er = cv2.erode(lung.view(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(3 / g.spacing)))
             edge = lung & (er == 0)
             cand = edge if edge.sum() > 5 else lung
         idx = np.flatnonzero(cand.ravel())
         j = int(rng.choice(idx))
         c = np.array([g.X.ravel()[j], g.Y.ravel()[j], z + rng.uniform(-3, 3)])
-        les = sample_lesion(rng, c)
-        if mode < 0.3:  # push juxtapleural lesions outward so they abut the wall
-            les.blob.centre[:2] += rng.normal(0, 1, 2).astype(np.float32) * les.blob.radius * 0.3
-        p.lesions.append(les)
+        p.lesions.append(sample_lesion(rng, c))
 
 
 def generate_slice(
@@ -195,7 +192,7 @@ def generate_slice(
     if lesions is None:
         lesions = int(rng.integers(1, cfg.max_lesions + 1)) if rng.random() < cfg.lesion_prob else 0
     if lesions:
-        _place_lesions(p, g, rng, [z], lesions, sc.thickness_mm)
+        _place_lesions(p, g, rng, [z], lesions)
     n_sub = min(cfg.max_sub_slices, max(1, math.ceil(sc.thickness_mm / 1.5)))
     hu, lab, body = _render_slab(p, g, z, sc.thickness_mm, n_sub, rng)
     hu = apply_scanner(hu, body, sc, spacing_mm, rng)
@@ -279,7 +276,7 @@ def generate_volume(
     n_les = int(rng.integers(0, 4)) if lesions is None else int(lesions)
     if n_les:
         lung_z = [z for z in zs if p.z_apex + 10 < z < p.z_dome_r + 0.5 * p.recess] or zs
-        _place_lesions(p, g, rng, lung_z, n_les, 2.0)
+        _place_lesions(p, g, rng, lung_z, n_les)
     n_sub = min(cfg.max_sub_slices_volume, max(1, math.ceil(sz / 1.5)))
     hu = np.empty((nz, ny, nx), np.float32)
     lab = np.empty((nz, ny, nx), np.uint8)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.phantom_tubes import Segments, branching_tree, concat_segments
+from inference.phantom_tubes import Segments, attractor_tree, concat_segments
 
 __all__ = ["Patient", "Lesion", "Blob", "sample_patient", "sample_lesion"]
 
@@ -91,6 +91,15 @@ class Patient:
     lesions: list[Lesion]
     emphysema: float
     seed: int
+    wall_lat: float = 30.0  # lateral chest wall thickness (skin..pleura), mm
+    wall_ant: float = 25.0
+    gutter: float = 0.0  # extra depth of the posterior paravertebral gutters, mm
+    cav_dx: float = 0.0
+    dome_cx: float = 45.0
+    dome_cy: float = -5.0
+    dome_rx: float = 95.0
+    dome_ry: float = 110.0
+    med_x: float = 2.0
 
 
 def _u(rng: np.random.Generator, a: float, b: float) -> float:
@@ -135,32 +144,40 @@ def sample_lesion(rng: np.random.Generator, centre: np.ndarray, diameter: float 
     return Lesion(blob, hu, str(kind), core, spic)
 
 
-def _lung_trees(rng: np.random.Generator, side: int, hilum: np.ndarray, p: dict) -> tuple[Segments, Segments]:
-    """Arterial+venous trees and airways of one lung, rooted at its hilum."""
-    k = int(rng.integers(9, 14))
-    # targets spread through the lung: up to the apex, down to the bases, anterior, posterior, lateral
-    tz = rng.uniform(p["z_apex"] + 15, p["z_dome"] + p["recess"] * 0.6, size=k)
-    tx = side * rng.uniform(25, p["A_in"] * 0.85, size=k)
-    ty = rng.uniform(-p["B_in"] * 0.7, p["B_in"] * 0.85, size=k)
-    tgt = np.stack([tx, ty, tz], 1)
-    vec = tgt - hilum[None]
-    dist = np.linalg.norm(vec, axis=1)
-    dirs = vec / dist[:, None]
-    roots = hilum[None] + rng.normal(0, 4, size=(k, 3))
-    art = branching_tree(rng, roots, dirs, dist * rng.uniform(0.18, 0.3, size=k), rng.uniform(3.5, 5.5, size=k),
-                         depth=8, gravity=dirs, rad_ratio=(0.74, 0.86), len_ratio=(0.68, 0.86), min_radius=0.45)
-    kv = int(rng.integers(5, 9))
-    vroot = hilum[None] + np.array([side * -8.0, 12.0, 18.0]) + rng.normal(0, 5, size=(kv, 3))
-    sel = rng.integers(0, k, size=kv)
-    vdir = tgt[sel] - vroot + rng.normal(0, 25, size=(kv, 3))
-    vdir /= np.linalg.norm(vdir, axis=1, keepdims=True)
-    ven = branching_tree(rng, vroot, vdir, dist[sel] * 0.25, rng.uniform(3.5, 5.5, size=kv), depth=8, gravity=vdir,
-                         rad_ratio=(0.74, 0.86), len_ratio=(0.68, 0.86), min_radius=0.45)
-    # airways: follow the first generations of the arterial tree, offset sideways
-    big = art.r >= 1.4
-    off = rng.normal(0, 1, size=3)
-    off = off / np.linalg.norm(off) * 3.0
-    air = Segments(art.p0[big] + off, art.p1[big] + off, art.r[big] * 1.05, art.gen[big])
+def _lung_points(rng: np.random.Generator, p: Patient, side: int, n: int) -> np.ndarray:
+    """``n`` random points inside one lung (rejection sampling against ``lung_predicate``)."""
+    from inference.phantom_shapes import lung_predicate
+
+    out = []
+    got = 0
+    z0, z1 = p.z_apex, max(p.z_dome_r, p.z_dome_l) + p.recess * 1.3
+    for _ in range(8):
+        m = n * 3
+        x = side * rng.uniform(5, p.A, m)
+        y = rng.uniform(-p.Ba, p.Bp, m)
+        z = rng.uniform(z0, z1, m)
+        ok = lung_predicate(p, x, y, z)
+        q = np.stack([x[ok], y[ok], z[ok]], 1)
+        out.append(q)
+        got += len(q)
+        if got >= n:
+            break
+    return np.concatenate(out)[:n]
+
+
+def _lung_trees(rng: np.random.Generator, p: Patient, side: int, hilum: np.ndarray, n_pts: int) -> tuple[Segments, Segments]:
+    """Arterial and venous trees and the airways of one lung, rooted at its hilum."""
+    pts = _lung_points(rng, p, side, n_pts)
+    half = rng.random(len(pts)) < 0.5
+    art = attractor_tree(rng, hilum, pts[half], r_leaf=_u(rng, 0.28, 0.36))
+    vroot = hilum + np.array([-side * 10.0, _u(rng, 8, 18), _u(rng, 15, 30)])
+    ven = attractor_tree(rng, vroot, pts[~half], r_leaf=_u(rng, 0.28, 0.36))
+    big = (art.r >= 1.1) & (art.gen >= 1)
+    v = art.p1[big] - art.p0[big]
+    perp = np.cross(v, rng.normal(size=3))
+    perp /= np.linalg.norm(perp, axis=1, keepdims=True) + 1e-9
+    off = perp * (art.r[big] * 1.9 + 0.8)[:, None]
+    air = Segments(art.p0[big] + off, art.p1[big] + off, art.r[big] * _u(rng, 0.8, 1.1), art.gen[big])
     return concat_segments([art, ven]), air
 
 
@@ -209,65 +226,79 @@ def _mediastinum(rng: np.random.Generator, q: dict) -> tuple[Segments, Segments,
     return vessels, air, es
 
 
-def sample_patient(rng: np.random.Generator, *, length: float | None = None, lesions: int | None = None) -> Patient:
-    """Draw one random patient (sex, size, anatomy landmarks, trees, pathology)."""
+def sample_patient(rng: np.random.Generator, *, length: float | None = None, lesions: int | None = None,
+                   tree_points: int = 2600) -> Patient:
+    """Draw one random patient (sex, size, anatomy landmarks, vessel trees, pathology).
+
+    ``tree_points`` attractor points per lung set the density of the vessel trees (~4 segments
+    per point).
+    """
     seed = int(rng.integers(0, 2**31 - 1))
     sex = "F" if rng.random() < 0.45 else "M"
     L = float(length) if length is not None else _u(rng, 290, 370)
-    scale = _u(rng, 0.85, 1.12) * (0.94 if sex == "F" else 1.0)
-    obese = rng.random() ** 2
-    A = 165 * scale * _u(rng, 0.9, 1.08) + 25 * obese
-    Bp = 110 * scale * _u(rng, 0.88, 1.1) + 10 * obese
-    Ba = Bp * _u(rng, 0.9, 1.08)
-    fat = 4 + 40 * obese * _u(rng, 0.5, 1.0) + (4 if sex == "F" else 0)
-    muscle = _u(rng, 7, 16) * (1.2 if sex == "M" else 0.9)
-    harm = np.stack([np.arange(2, 6), rng.normal(0, 0.012, 4), rng.uniform(0, 2 * np.pi, 4)], 1)
-    z_apex = L * _u(rng, 0.08, 0.16)
-    z_dome_r = L * _u(rng, 0.70, 0.80)
-    z_dome_l = z_dome_r + L * _u(rng, 0.01, 0.05)
-    recess = L * _u(rng, 0.08, 0.14)
-    z_carina = L * _u(rng, 0.38, 0.46)
+    scale = _u(rng, 0.86, 1.1) * (0.93 if sex == "F" else 1.0)
+    obese = rng.random() ** 2.5
+    A = 160 * scale * _u(rng, 0.92, 1.06) + 30 * obese
+    Bp = A * _u(rng, 0.58, 0.72) + 10 * obese
+    Ba = Bp * _u(rng, 0.9, 1.1) + 15 * obese
+    fat = 3 + 38 * obese * _u(rng, 0.6, 1.0) + _u(rng, 0, 6) + (4 if sex == "F" else 0)
+    muscle = _u(rng, 6, 13) * (1.15 if sex == "M" else 0.9)
+    harm = np.stack([np.arange(2, 6), rng.normal(0, 0.01, 4), rng.uniform(0, 2 * np.pi, 4)], 1)
+    z_apex = L * _u(rng, 0.07, 0.15)
+    z_dome_r = L * _u(rng, 0.68, 0.79)
+    z_dome_l = z_dome_r + L * _u(rng, 0.0, 0.05)
+    recess = L * _u(rng, 0.09, 0.15)
+    z_carina = L * _u(rng, 0.36, 0.45)
     contrast = rng.random() < 0.45
-    blood = _u(rng, 150, 320) if contrast else _u(rng, 30, 55)
-    wall = fat + muscle + 12
-    A_in, B_in = A - wall, (Ba + Bp) / 2 - wall
-    heart_top = z_carina + L * _u(rng, 0.06, 0.12)
-    hb = (min(z_dome_r, z_dome_l) + z_dome_l) / 2 + L * _u(rng, -0.02, 0.02)
-    hs = _u(rng, 0.85, 1.25)
-    heart = np.array([_u(rng, 12, 30), -B_in * _u(rng, 0.25, 0.45), 62 * hs, 48 * hs, _u(rng, 20, 50), heart_top, hb])
-    spine_r = _u(rng, 13, 18) * scale
-    spine_y = Bp - fat - muscle - _u(rng, 40, 55)
-    hil_r = np.array([-_u(rng, 35, 48), _u(rng, -5, 12), z_carina + L * _u(rng, 0.03, 0.07)])
-    hil_l = np.array([_u(rng, 35, 48), _u(rng, -5, 12), z_carina + L * _u(rng, 0.01, 0.05)])
+    blood = _u(rng, 150, 330) if contrast else _u(rng, 30, 55)
+    spine_r = _u(rng, 13, 17) * scale
+    spine_y = Bp - fat - _u(rng, 45, 60) * scale
+    wall_lat = fat + muscle + _u(rng, 10, 16)
+    wall_ant = fat * 0.8 + muscle + _u(rng, 10, 18)
+    B_in = (Ba + Bp) / 2 - wall_ant
+    heart_top = z_carina + L * _u(rng, 0.05, 0.1)
+    hb = z_dome_l + L * _u(rng, 0.0, 0.04)
+    hs = _u(rng, 0.85, 1.25) * scale
+    heart = np.array([_u(rng, 15, 30), -B_in * _u(rng, 0.2, 0.38), 65 * hs, 50 * hs, _u(rng, 25, 50), heart_top, hb])
+    hil_r = np.array([-_u(rng, 38, 50), _u(rng, 0, 15), z_carina + L * _u(rng, 0.03, 0.07)])
+    hil_l = np.array([_u(rng, 38, 50), _u(rng, 0, 15), z_carina + L * _u(rng, 0.01, 0.05)])
     q = dict(L=L, z_carina=z_carina, spine_y=spine_y, spine_r=spine_r, heart_top=heart_top, hilum_r=hil_r,
              hilum_l=hil_l, z_dome_r=z_dome_r)
     med, air_main, eso = _mediastinum(rng, q)
-    pv = dict(z_apex=z_apex, recess=recess, A_in=A_in, B_in=B_in)
-    vr, ar = _lung_trees(rng, -1, hil_r, {**pv, "z_dome": z_dome_r})
-    vl, al = _lung_trees(rng, +1, hil_l, {**pv, "z_dome": z_dome_l})
     breasts = None
     if sex == "F" and rng.random() < 0.85:
-        s = _u(rng, 0.5, 1.15) * (1 + 0.5 * obese)
-        breasts = np.array([_u(rng, 0.38, 0.55) * A, _u(rng, 0.0, 0.2) * Ba, 55 * s, 36 * s])
-    table = dict(style=int(rng.integers(0, 3)), foam=_u(rng, 0, 60) if rng.random() < 0.8 else 0.0,
+        bs = _u(rng, 0.5, 1.15) * (1 + 0.5 * obese)
+        breasts = np.array([_u(rng, 0.38, 0.55) * A, _u(rng, 0.0, 0.2) * Ba, 55 * bs, 36 * bs])
+    table = dict(style=int(rng.integers(0, 3)), foam=_u(rng, 5, 60) if rng.random() < 0.85 else 0.0,
                  foam_hu=_u(rng, -960, -750), sink=_u(rng, 0, 25), width=_u(rng, 420, 520),
                  curve=_u(rng, 0, 35), shell=_u(rng, 2.0, 4.0), core=_u(rng, 10, 40),
                  shell_hu=_u(rng, 150, 700), blanket=rng.random() < 0.5, blanket_gap=_u(rng, 0, 10))
-    stomach = np.array([_u(rng, 40, 80), -_u(rng, 10, 60), _u(rng, 35, 60), _u(rng, 30, 55),
-                        z_dome_l + _u(rng, 0, 15), L * _u(rng, 0.15, 0.3), _u(rng, 0.05, 0.7)])
+    stomach = np.array([_u(rng, 40, 80), -_u(rng, 10, 50), _u(rng, 35, 60), _u(rng, 30, 55),
+                        z_dome_l + _u(rng, 3, 15), L * _u(rng, 0.15, 0.3), _u(rng, 0.05, 0.7)])
     effusion = None
     if rng.random() < 0.12:
         effusion = (float(rng.choice([-1, 1])), _u(rng, 10, 60))
     patches: list[tuple[Blob, float]] = []
     for _ in range(int(rng.poisson(0.5))):
         side = rng.choice([-1, 1])
-        c = np.array([side * _u(rng, 40, A_in * 0.8), _u(rng, -B_in * 0.5, B_in * 0.8), _u(rng, z_apex + 30, z_dome_r + 10)])
+        c = np.array([side * _u(rng, 40, A * 0.6), _u(rng, -B_in * 0.5, B_in * 0.8), _u(rng, z_apex + 30, z_dome_r + 10)])
         hu = _u(rng, -700, -350) if rng.random() < 0.6 else _u(rng, -50, 60)
         patches.append((sample_blob(rng, c, _u(rng, 15, 50), 0.8), hu))
-    p = Patient(L, sex, A, Ba, Bp, fat, muscle, harm, z_apex, z_carina, z_dome_r, z_dome_l, recess,
-                _u(rng, -890, -800), _u(rng, 20, 120), contrast, blood, heart, spine_y, spine_r,
-                _u(rng, 24, 30), _u(rng, 0, 1), _u(rng, 24, 32), _u(rng, 0, 1), _u(rng, 90, 150),
-                rng.random() < 0.35, breasts, hil_r, hil_l, med, air_main, concat_segments([vr, vl]),
-                concat_segments([ar, al]), eso, table, stomach, effusion, patches, [],
-                _u(rng, 0, 1) if rng.random() < 0.2 else 0.0, seed)
+    empty = Segments(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
+    p = Patient(
+        length=L, sex=sex, A=A, Ba=Ba, Bp=Bp, fat=fat, muscle=muscle, harmonics=harm, z_apex=z_apex,
+        z_carina=z_carina, z_dome_r=z_dome_r, z_dome_l=z_dome_l, recess=recess, lung_hu=_u(rng, -890, -800),
+        lung_grad=_u(rng, 20, 110), contrast=contrast, blood_hu=blood, heart=heart, spine_y=spine_y,
+        spine_r=spine_r, vert_pitch=_u(rng, 24, 30), vert_phase=_u(rng, 0, 1), rib_pitch=_u(rng, 24, 32),
+        rib_phase=_u(rng, 0, 1), rib_drop=_u(rng, 90, 150), arms_down=bool(rng.random() < 0.35), breasts=breasts,
+        hilum_r=hil_r, hilum_l=hil_l, mediastinal=med, airways_main=air_main, vessels=empty, airways=empty,
+        esophagus=eso, table=table, stomach=stomach, effusion=effusion, patches=patches, lesions=[],
+        emphysema=_u(rng, 0, 1) if rng.random() < 0.2 else 0.0, seed=seed, wall_lat=wall_lat, wall_ant=wall_ant,
+        gutter=_u(rng, 0, 12), cav_dx=_u(rng, -5, 5), dome_cx=_u(rng, 35, 55), dome_cy=_u(rng, -20, 5),
+        dome_rx=_u(rng, 0.5, 0.65) * A, dome_ry=_u(rng, 0.85, 1.05) * Bp, med_x=_u(rng, -2, 6),
+    )
+    vr, ar = _lung_trees(rng, p, -1, hil_r, tree_points)
+    vl, al = _lung_trees(rng, p, +1, hil_l, tree_points)
+    p.vessels = concat_segments([vr, vl])
+    p.airways = concat_segments([ar, al])
     return p

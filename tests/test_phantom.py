@@ -1,0 +1,142 @@
+"""Synthetic chest CT phantom: determinism, labels, HU per tissue, anatomy conventions, 3D coherence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.phantom import PhantomConfig, generate_dataset, generate_slice, generate_volume
+
+MID = [0.35, 0.45, 0.55]
+
+
+def _slice(seed: int, **kw):
+    return generate_slice(np.random.default_rng(seed), **kw)
+
+
+class TestGenerateSlice:
+    def test_deterministic_for_same_seed(self) -> None:
+        a = _slice(7, z_frac=0.5)
+        b = _slice(7, z_frac=0.5)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+        c = _slice(8, z_frac=0.5)
+        assert not np.array_equal(a[0], c[0])
+
+    def test_types_shapes_and_label_set(self) -> None:
+        hu, lab, sp = _slice(1, size=128, spacing_mm=3.0, z_frac=0.45)
+        assert hu.shape == lab.shape == (128, 128)
+        assert hu.dtype == np.float32 and lab.dtype == np.uint8
+        assert sp == 3.0
+        assert set(np.unique(lab)) <= {0, 1, 2, 3}
+        assert hu.min() >= -1024 and hu.max() <= 3071
+
+    @pytest.mark.parametrize("seed", [0, 1, 2, 3])
+    def test_hu_per_tissue(self, seed: int) -> None:
+        hu, lab, sp = _slice(seed, z_frac=MID[seed % 3], lesions=0)
+        lung = (lab == 1) | (lab == 2)
+        assert lung.sum() > 2000, "a mid-chest slice must contain lung"
+        assert -900 <= float(hu[lung].mean()) <= -700
+        # air outside the body: the image corners (top row is anterior air, never table)
+        corner = hu[:6, :6]
+        assert -1030 <= float(np.median(corner)) <= -950
+        # soft tissue exists: some pixels in the fat range and some in the muscle/blood range
+        body = (hu > -200) & (hu < 200)
+        assert body.sum() > 3000
+        assert ((hu > -130) & (hu < -60)).sum() > 300  # fat
+        assert ((hu > 20) & (hu < 80)).sum() > 300  # muscle / non-contrast soft tissue
+        assert (hu > 500).sum() > 20  # bone
+
+    @pytest.mark.parametrize("seed", [10, 11, 12])
+    def test_right_lung_is_on_image_left(self, seed: int) -> None:
+        _, lab, _ = _slice(seed, z_frac=0.5, lesions=0)
+        cols = np.arange(lab.shape[1])[None, :]
+        mean_r = float((cols * (lab == 1)).sum() / max((lab == 1).sum(), 1))
+        mean_l = float((cols * (lab == 2)).sum() / max((lab == 2).sum(), 1))
+        assert (lab == 1).sum() > 500 and (lab == 2).sum() > 500
+        assert mean_r < lab.shape[1] / 2 < mean_l
+
+    def test_trachea_air_is_not_lung(self) -> None:
+        # above the carina the trachea is an air-filled ring near the midline: label 0
+        for seed in range(3):
+            hu, lab, sp = _slice(seed, z_frac=0.25, size=256, spacing_mm=1.4, lesions=0)
+            h, w = hu.shape
+            c = slice(w // 2 - 25, w // 2 + 25)
+            mid = np.zeros_like(lab, bool)
+            mid[h // 4 : 3 * h // 4, c] = True
+            air = mid & (hu < -900) & (lab == 0)
+            assert air.sum() > 15, f"seed {seed}: no non-lung air (trachea) near the midline"
+
+    def test_lung_free_slices_at_abdomen(self) -> None:
+        for seed in range(4):
+            hu, lab, _ = _slice(seed, z_frac=1.0, lesions=0)
+            assert ((lab == 1) | (lab == 2)).sum() < 0.002 * lab.size
+            assert (hu > 0).sum() > 2000  # liver/spleen/muscle present
+
+    def test_lesions_are_labelled_and_denser_than_lung(self) -> None:
+        found = 0
+        for seed in range(6):
+            hu, lab, _ = _slice(seed, z_frac=0.5, lesions=2)
+            les = lab == 3
+            lung = (lab == 1) | (lab == 2)
+            if les.sum() < 5:
+                continue
+            found += 1
+            assert float(hu[les].mean()) > float(hu[lung].mean()) + 60
+        assert found >= 4
+
+    def test_dataset_is_stacked_and_deterministic(self) -> None:
+        a = generate_dataset(3, 3, size=96)
+        b = generate_dataset(3, 3, size=96)
+        assert a[0].shape == (3, 96, 96) and a[1].shape == (3, 96, 96) and a[2].shape == (3,)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert not np.array_equal(a[0][0], a[0][1])
+
+    def test_config_controls_lesions(self) -> None:
+        cfg = PhantomConfig(lesion_prob=0.0)
+        for seed in range(3):
+            _, lab, _ = _slice(seed, z_frac=0.5, config=cfg)
+            assert not (lab == 3).any()
+
+
+class TestGenerateVolume:
+    @pytest.fixture(scope="class")
+    def vol(self):
+        return generate_volume(np.random.default_rng(5), shape=(24, 128, 128), spacing=(12.0, 3.0, 3.0),
+                               z_range=(0.0, 1.0), lesions=2)
+
+    def test_shapes_and_info(self, vol) -> None:
+        hu, lab, info = vol
+        assert hu.shape == lab.shape == (24, 128, 128)
+        assert hu.dtype == np.float32 and lab.dtype == np.uint8
+        assert len(info["z_frac"]) == 24 and info["z_frac"][0] < info["z_frac"][-1]
+        assert len(info["lesions"]) == 2
+        for les in info["lesions"]:
+            z, y, x = les["centre_zyx"]
+            assert 0 <= z < 24 and 0 <= y < 128 and 0 <= x < 128
+            assert 3 <= les["diameter_mm"] <= 60
+
+    def test_lungs_appear_and_vanish_smoothly(self, vol) -> None:
+        _, lab, _ = vol
+        area = ((lab == 1) | (lab == 2)).sum(axis=(1, 2)).astype(float)
+        assert area[0] < 0.3 * area.max() and area[-1] < 0.05 * area.max()
+        assert area.max() > 1500
+        # no slice-to-slice jumps larger than ~45 % of the maximum area
+        assert np.abs(np.diff(area)).max() < 0.45 * area.max()
+        # both lungs everywhere the lungs are large
+        big = area > 0.5 * area.max()
+        assert ((lab[big] == 1).sum() > 0) and ((lab[big] == 2).sum() > 0)
+
+    def test_lesion_spans_slices_at_its_centre(self, vol) -> None:
+        _, lab, info = vol
+        hits = 0
+        for les in info["lesions"]:
+            z = int(round(les["centre_zyx"][0]))
+            if (lab[max(z - 1, 0) : z + 2] == 3).any():
+                hits += 1
+        assert hits >= 1
+
+    def test_volume_deterministic(self) -> None:
+        kw = dict(shape=(4, 64, 64), spacing=(10.0, 5.0, 5.0), lesions=1)
+        a = generate_volume(np.random.default_rng(2), **kw)
+        b = generate_volume(np.random.default_rng(2), **kw)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
