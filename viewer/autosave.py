@@ -37,6 +37,7 @@ from viewer.autosave_store import (
     discard,
     find_restorable,
     list_autosaves,
+    remove_stale_temps,
     restore,
     save_snapshot,
 )
@@ -73,17 +74,20 @@ class Autosaver:
     directory : autosave folder (default :func:`autosave_dir`).
     delay_s : save once edits have paused this long (s).
     max_delay_s : save at the latest this long after the first unsaved change (s).
+    stroke_grace_s : while a brush stroke is open (mouse held), wait for its end up to this long
+        after the first unsaved change (s), so saves fall on undo-step boundaries.
     clock : monotonic clock in seconds; ``maybe_save(now)`` must use the same clock.
     """
 
     def __init__(self, seg: EditableSegmentation, identity: SeriesIdentity, *, directory: Path | None = None,
-                 delay_s: float = 0.5, max_delay_s: float = 2.0,
+                 delay_s: float = 0.5, max_delay_s: float = 2.0, stroke_grace_s: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.seg = seg
         self.identity = identity
         self.directory = Path(directory) if directory is not None else autosave_dir()
         self.delay_s = float(delay_s)
         self.max_delay_s = max(float(max_delay_s), self.delay_s)
+        self.stroke_grace_s = float(stroke_grace_s)
         self._clock = clock
         self._cond = threading.Condition()
         self._save_lock = threading.Lock()
@@ -131,7 +135,7 @@ class Autosaver:
         if not self.due(now):
             return False
         try:
-            return self.save_now() is not None
+            return self.save_now(force=False) is not None
         except AutosaveError as exc:
             self.last_error = exc
             self._retry_at = self._clock() + max(self.max_delay_s, 1.0)
@@ -140,14 +144,26 @@ class Autosaver:
                 cb(exc)
             return False
 
-    def save_now(self) -> Path | None:
-        """Write the current state now (if anything changed). Raises :class:`AutosaveError`."""
+    def save_now(self, *, force: bool = True) -> Path | None:
+        """Write the current state now (if anything changed). Raises :class:`AutosaveError`.
+
+        With ``force`` False a save is deferred (returns None) while a brush stroke is open, for
+        at most ``stroke_grace_s`` after the first unsaved change, so saves fall on undo-step
+        boundaries.
+        """
         with self._save_lock:
             if not self.pending:
                 return None
-            snap = self.seg.snapshot()
-            if self._digest is None:
+            with self.seg.lock:
+                if not force and self.seg.in_stroke:
+                    first = self._first_pending
+                    if first is None or self._clock() - first < self.stroke_grace_s:
+                        return None
+                snap = self.seg.snapshot()
+            if self._digest is None:  # first save of this session
                 self._digest = ai_digest(self.seg.ai)
+                if self.directory.is_dir():
+                    remove_stale_temps(self.directory, self.identity)
             t0 = time.perf_counter()
             path = save_snapshot(snap, self.seg.ai, self.identity, directory=self.directory,
                                  digest=self._digest)

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
     "discard",
     "find_restorable",
     "list_autosaves",
+    "remove_stale_temps",
     "restore",
     "save_snapshot",
 ]
@@ -171,6 +173,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def remove_stale_temps(directory: Path, identity: SeriesIdentity) -> int:
+    """Delete temporary files a killed save of this series left behind; returns how many."""
+    n = 0
+    for p in Path(directory).glob(f".{identity.key}.*.tmp"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n
+
+
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
@@ -246,7 +258,7 @@ def _read_meta(path: Path) -> tuple[dict[str, Any], np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode("utf-8"))
             diff = z["diff"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise AutosaveError(f"autosaved edits {path} cannot be read ({exc}); "
                             "discard them (they are not usable)") from exc
     if meta.get("format") != FORMAT:
@@ -313,7 +325,7 @@ def restore(identity: SeriesIdentity, *, path: Path | None = None, directory: Pa
     try:
         with np.load(ai_path, allow_pickle=False) as z:
             ai = z["ai"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise AutosaveError(f"the AI label map {ai_path} of the autosaved edits cannot be read ({exc}); "
                             "discard the autosave") from exc
     if ai_digest(ai) != meta["ai_sha256"] or list(ai.shape) != list(meta["shape"]):

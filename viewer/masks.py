@@ -182,6 +182,11 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
         return self._touched
 
     @property
+    def in_stroke(self) -> bool:
+        """True between :meth:`begin_stroke` and the matching :meth:`end_stroke`."""
+        return self._stroke_depth > 0
+
+    @property
     def has_unsaved_edits(self) -> bool:
         """True when something changed since :meth:`mark_committed` (the close-asks-first test)."""
         return self._revision != self._committed_revision
