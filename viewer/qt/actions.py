@@ -140,6 +140,9 @@ def build_actions(win: MainWindow) -> dict[str, Any]:
     st.subscribe("tool", lambda tool="navigate", **_: reg[f"tool_{tool}"].setChecked(True))
     t.addSeparator()
     t.addAction(_act(win, reg, "delete_measurement", "&Delete measurement", win.measurements.delete_selected, "Del"))
+    t.addSeparator()
+    t.addAction(_act(win, reg, "segment_run", "Run &segmentation", win.segmentation.run, "Ctrl+R"))
+    t.addAction(_act(win, reg, "segment_cancel", "Cancel segmentation", win.segmentation.cancel, "Ctrl+Shift+R"))
 
     # Help
     h = mb.addMenu("&Help")

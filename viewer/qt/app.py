@@ -74,20 +74,13 @@ def start_demo(win: Any, *, segment: bool = True) -> None:
     job.finished.connect(win.hide_progress)
 
     def opened(path: Any) -> None:
-        win.state.set_hide_identity(win.state.hide_identity)
-        if segment:
-            def once(_vol: Any) -> None:
-                win.volume_loaded.disconnect(once)
-                panel = getattr(win, "segmentation", None)
-                if panel is not None:
-                    panel.run_if_model_available(window_preset="Lung")
-                else:
-                    from viewer.display import CT_PRESETS
+        def once(_vol: Any) -> None:
+            win.volume_loaded.disconnect(once)
+            win.actions_by_name["window_lung"].trigger()
+            if segment:
+                win.segmentation.run_if_model_available()
 
-                    lung = next(p for p in CT_PRESETS if p.name == "Lung")
-                    win.state.set_window(lung.center, lung.width)
-
-            win.volume_loaded.connect(once)
+        win.volume_loaded.connect(once)
         win.open_path(str(path))
 
     job.result.connect(opened)

@@ -29,6 +29,7 @@ from viewer.qt.browser import StudyBrowser
 from viewer.qt.errors import ErrorPresenter
 from viewer.qt.loading import Loader
 from viewer.qt.measurements_panel import MeasurementsPanel
+from viewer.qt.segmentation_panel import SegmentationPanel
 from viewer.qt.settings import make_settings
 from viewer.qt.tag_browser import TagBrowser
 from viewer.qt.view_grid import ViewGrid
@@ -76,6 +77,8 @@ class MainWindow(QMainWindow):
         self.cine.timeout.connect(self._cine_step)
         self.cine_fps = float(self.settings.value("cine_fps", 10.0))
         self.loader = Loader(self)
+        self.segmentation = SegmentationPanel(self)
+        self.add_dock("Segmentation", self.segmentation, Qt.DockWidgetArea.RightDockWidgetArea)
         self.actions_by_name = build_actions(self)
         for v in self.grid.views:
             v.hovered.connect(self._show_hover)
