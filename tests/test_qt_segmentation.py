@@ -105,7 +105,7 @@ def test_segment_in_gui_overlay_threshold_stats_and_per_series(qtbot, tmp_path):
         w.state.set_cursor(SHAPE[0] - 1, 0, 0)
         ctl._stats_clicked(lesion_row, 0)
         assert w.state.cursor == (comp["slice_index"], round(comp["centroid_zyx"][1]), round(comp["centroid_zyx"][2]))
-        assert w.state.cursor[1:] == (30, 40)  # centre of the [20:40, 30:50] square
+        assert abs(w.state.cursor[1] - 29.5) <= 1 and abs(w.state.cursor[2] - 39.5) <= 1  # the square's centre
         # results are kept per series
         load(qtbot, w, write_phantom(tmp_path / "b", series_description="Other", series_number=2,
                                      patient_id="P2"))
