@@ -210,6 +210,8 @@ class ComparisonResult:
             "labels": {str(k): v for k, v in self.label_names.items()},
             "grid": {"shape": list(self.image.shape), "spacing_mm": list(self.spacing),
                      "description": "model grid: canonical LPS-axial slices at the model's in-plane spacing",
+                     "z_flipped": self.z_flipped,
+                     "original_slice": [self.to_original_z(i) for i in range(self.image.shape[0])],
                      **self.geometry},
             "worst": {"a": pair.a, "b": pair.b, "slice": z, "original_slice": self.to_original_z(z),
                       "flips": int(pair.slice_flips[z])},
@@ -270,20 +272,15 @@ def compare_labels(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, fl
 # ------------------------------------------------------------------------------------ engines
 def build_engine(package: ModelPackage, kind: str, *, threads: int | None = None) -> Engine:
     """Engine ``kind`` of ``package``: ``torch``, ``onnx``, ``onnx-int8``, optionally ``:provider``
-    (``onnx:cuda``, ``onnx-int8:cpu``). The file's SHA-256 is verified first."""
+    (``onnx:cuda``, ``onnx-int8:cpu``), from the pipeline's engine cache (SHA-256 verified)."""
+    from inference.pipeline import make_engine
+
     base, _, provider = kind.partition(":")
-    files = {"torch": "torch", "onnx": "onnx", "onnx-int8": "onnx_int8"}
-    if base not in files:
+    if base not in ("torch", "onnx", "onnx-int8"):
         raise PackageError(f"unknown engine {kind!r}; use torch, onnx or onnx-int8 (optionally ':provider')")
-    package.verify([files[base]])
-    if base == "torch":
-        from inference.torch_engine import TorchEngine
-
-        return TorchEngine(package, threads=threads)
-    from inference.onnx_engine import OnnxEngine
-
-    return OnnxEngine(package.file(files[base]), providers=provider or None, intra_op_threads=threads,
-                      expected_channels=package.input.channels, expected_classes=package.num_classes)
+    if provider and base == "torch":
+        raise PackageError(f"engine {kind!r}: the torch engine runs on the CPU only; use 'torch'")
+    return make_engine(package, base, provider=provider or None, threads=threads)
 
 
 def _available(package: ModelPackage, kind: str) -> bool:

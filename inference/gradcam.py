@@ -215,8 +215,8 @@ def compute_cam_series(
 
     Parameters
     ----------
-    slices : canonical (axial) slice indices to compute (default all); for axial stacks these
-        are the original indices unless the stack runs inferior→superior-reversed (then ``nz-1-z``).
+    slices : slice indices ``z`` of the volume to compute (default all). For a coronal or sagittal
+        stack, whose network slices are resliced axially, they index the canonical axial slices.
     region : optional boolean ``[z, y, x]`` on the volume grid: the user's target region
         (default: each slice's predicted mask of ``target_label``).
 
@@ -238,7 +238,12 @@ def compute_cam_series(
     region_c = orient.view(np.asarray(region, dtype=np.uint8)) if region is not None else None
     if region is not None and np.shape(region) != vox.shape:
         raise ValueError(f"region shape {np.shape(region)} != volume shape {vox.shape}")
-    zs = list(range(canon.shape[0])) if slices is None else [int(z) for z in slices]
+    nzc = canon.shape[0]
+    zs = list(range(nzc)) if slices is None else [int(z) for z in slices]
+    if any(not 0 <= z < nzc for z in zs):
+        raise IndexError(f"slices {zs} out of range 0..{nzc - 1}")
+    if slices is not None and orient.perm[0] == 0 and orient.flip[0]:
+        zs = [nzc - 1 - z for z in zs]  # original index → canonical (head→feet) index
     layer_name = target_layer or default_target_layer(model, package)
 
     def to_slice(heat: np.ndarray) -> np.ndarray:

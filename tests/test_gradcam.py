@@ -160,11 +160,11 @@ def test_series_on_the_volume_grid(blob_model, tmp_path):
     x, y = _blob_images(np.random.default_rng(8), 3, 72)  # 72 → padded to 80 in the model input
     vol = ArrayVolume(x[:, 0], (2.0, 0.8, 0.8), np.diag([-1.0, 1.0, 1.0]))  # x runs toward patient right
     calls = []
-    out = compute_cam_series(blob_model, vol, pkg, target_label=1, slices=[0, 2],
+    out = compute_cam_series(blob_model, vol, pkg, target_label=1, slices=[0, 1],
                              progress=lambda d, t, m: calls.append(d))
     assert out.shape == (3, 72, 72) and out.dtype == np.float32 and calls == [1, 2]
-    assert not out[1].any()
-    for z in (0, 2):
+    assert not out[2].any()
+    for z in (0, 1):
         near = ndimage.binary_dilation(y[z].astype(bool), iterations=4)
         assert near.ravel()[int(np.argmax(out[z]))]
         assert out[z][near].mean() > 5 * out[z].mean()
