@@ -46,8 +46,11 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- windowing
-def windowed_uint8(slice_values: np.ndarray, center: float, width: float) -> np.ndarray:
+def windowed_uint8(slice_values: np.ndarray, center: float, width: float, *, invert: bool = False) -> np.ndarray:
     """Map a slice (HU or stored values, any real dtype) through a window to uint8.
+
+    The same mapping as the display (:func:`viewer.display.window_to_uint8`), so the filters see
+    exactly the image on screen.
 
     Parameters
     ----------
@@ -55,22 +58,26 @@ def windowed_uint8(slice_values: np.ndarray, center: float, width: float) -> np.
         int16 / uint16 / int32 / float image in output units (HU for CT).
     center, width : float
         Window centre and width in the same units; ``width > 0``.
+    invert : bool
+        MONOCHROME1 display (low values bright).
 
     Returns
     -------
     ndarray ``[y, x]`` uint8
         ``0`` for values ``<= center - width/2``, ``255`` for values ``>= center + width/2``,
         linear in between (rounded to nearest). Values outside the window are clipped, never
-        wrapped or mirrored (``cv2.convertScaleAbs`` alone would take absolute values).
+        wrapped or mirrored.
     """
-    if width <= 0:
+    if not width > 0:
         raise ValueError(f"window width must be > 0, got {width}")
     arr = np.asarray(slice_values)
-    lo = float(center) - float(width) / 2.0
-    scale = 255.0 / float(width)
-    out = (arr.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(scale)
-    np.clip(out, 0.0, 255.0, out=out)
-    return np.rint(out).astype(np.uint8)
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise TypeError(f"windowed_uint8 expects a real 2-D slice [y, x], got {arr.dtype} {arr.shape}")
+    if arr.dtype not in (np.int16, np.uint16, np.uint8, np.float32):
+        arr = arr.astype(np.float32)
+    from viewer.display import window_to_uint8
+
+    return window_to_uint8(arr, float(center), float(width), invert=invert)
 
 
 # --------------------------------------------------------------------------- parameter specs
