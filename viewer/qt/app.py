@@ -63,11 +63,13 @@ def run_demo(args: argparse.Namespace) -> int:
     return int(app.exec())
 
 
-def start_demo(win: Any, *, segment: bool = True) -> None:
-    """Generate (if needed) and open the demo study in ``win``; segment it once loaded."""
-    from viewer.demo import ensure_demo_study
+def start_demo(win: Any, *, segment: bool = True, shape: tuple[int, int, int] | None = None) -> Any:
+    """Generate (if needed) and open the demo study in ``win`` with the lung window; segment it
+    once loaded when a model package is installed. Returns the generating job."""
+    from viewer.demo import DEMO_SHAPE, ensure_demo_study
 
-    job = win.runner.submit(lambda progress, cancel: ensure_demo_study(progress=progress, cancel=cancel),
+    shp = tuple(shape or DEMO_SHAPE)
+    job = win.runner.submit(lambda progress, cancel: ensure_demo_study(shape=shp, progress=progress, cancel=cancel),
                             name="demo", key="demo")
     job.progress.connect(lambda d, t, m: win.show_progress(d, t, m or "Writing demo study"))
     job.error.connect(lambda exc, tb: win.errors.present(exc, title="Demo study failed", details=tb))
@@ -84,3 +86,4 @@ def start_demo(win: Any, *, segment: bool = True) -> None:
         win.open_path(str(path))
 
     job.result.connect(opened)
+    return job
