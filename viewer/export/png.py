@@ -142,7 +142,7 @@ def compose_key_image(
                 cv2.drawContours(out, contours, -1, tuple(int(c) for c in color[:3]), 1, lineType=cv2.LINE_8)
     scale = np.array([fy, fx])
     thick = max(1, int(round(min(out.shape[:2]) / 400)))
-    font = max(0.35, min(out.shape[:2]) / 900)
+    font = max(0.4, min(out.shape[:2]) / 700)
     for cal in calipers:
         a = (np.asarray(cal.p0, float) + 0.5) * scale - 0.5
         b = (np.asarray(cal.p1, float) + 0.5) * scale - 0.5
