@@ -80,3 +80,16 @@ def test_ct_without_rescale_is_flagged(pkg) -> None:
     raw = _chest()
     raw.voxels = (raw.voxels.clip(-1000, None) + 1024).astype(np.int16)  # stored values, intercept missing
     assert any("no air in the image" in s for s in check_domain(raw, pkg))
+
+
+def test_real_scans(shared_data: Path, pkg) -> None:
+    """Real chest CTs are in the domain; pydicom's MR sample is not (and why)."""
+    from pydicom.data import get_testdata_file
+
+    from viewer.dicom.load import load_path
+
+    chest = load_path(shared_data / "chest-ct-lungdx-a0002" / "series3_8mm_B40f")
+    assert check_domain(chest, pkg) == []
+    mr = load_path(get_testdata_file("MR_small.dcm"))
+    w = check_domain(mr, pkg)
+    assert any("modality is MR" in s for s in w) and any("field of view 20 mm" in s for s in w)

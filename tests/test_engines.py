@@ -269,3 +269,24 @@ class TestMakeEngine:
             make_engine(pkg, "onnx-int8")
         with pytest.raises(PackageError, match="engine must be one of"):
             make_engine(pkg, "tensorflow")
+
+
+def test_segment_volume_with_each_engine(tiny_unet: Path) -> None:
+    """The same (untrained) UNet through the whole pipeline with ONNX FP32, PyTorch and INT8."""
+    from types import SimpleNamespace
+
+    from inference.pipeline import segment_volume
+    from inference.preprocess_input import ArrayVolume
+
+    pkg = load_package(tiny_unet)
+    rng = np.random.default_rng(5)
+    vox = rng.integers(-1000, 300, (3, 300, 300)).astype(np.int16)
+    vol = ArrayVolume(vox, (3.0, 0.9, 0.9), np.eye(3), SimpleNamespace(modality="CT", body_part="CHEST"))
+    res = {k: segment_volume(vol, pkg, engine=k, threads=1) for k in ("onnx", "torch", "onnx-int8")}
+    assert res["onnx"].engine["providers"] == ["CPUExecutionProvider"]
+    assert res["torch"].engine["engine"] == "torch" and res["onnx-int8"].model["file"] == "onnx_int8"
+    assert res["onnx"].model["sha256"] == pkg.files["onnx"].sha256
+    agree = (res["onnx"].labels_raw == res["torch"].labels_raw).mean()
+    assert agree > 0.999
+    diff = np.abs(res["onnx"].probabilities.astype(int) - res["torch"].probabilities.astype(int))
+    assert diff.max() <= 1  # same probabilities up to uint8 rounding
