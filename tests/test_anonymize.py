@@ -137,3 +137,66 @@ class TestScan:
     @pytest.mark.parametrize("clean", [b"", b"ANON-ABCDEFGH", b"ordinary bytes 20240101"])
     def test_clean(self, clean: bytes) -> None:
         assert scan_for_identifiers(clean, IDENTS) == []
+
+
+class TestAnonymisedExportsEndToEnd:
+    """Every byte of every anonymised export (SEG, PDF, PNG, NIfTI, JSON) is free of the identifiers."""
+
+    def test_segment_cli_anonymize(self, tmp_path: Path) -> None:
+        import json
+        import os
+        import shutil
+        import subprocess
+
+        from tests.test_engines import band_package
+        from viewer.anonymize import session_anonymizer
+        from viewer.cli import main
+        from viewer.dicom.load import load_path
+        from viewer.dicom.seg_reader import read_seg
+        from viewer.export.png import compose_key_image, write_png
+
+        band_package(Path(os.environ["CLINICAL_VIEWER_MODELS"]) / "band-anon", (0.0, 0.5, 0.75, 1.0),
+                     labels=[{"value": 0, "name": "background", "color": [0, 0, 0]},
+                             {"value": 1, "name": "right lung", "color": [220, 80, 60]},
+                             {"value": 2, "name": "left lung", "color": [60, 120, 220]},
+                             {"value": 3, "name": "lesion", "color": [250, 210, 40]}])
+        hu = np.full((6, 64, 64), -1050, np.int16)
+        hu[1:5, 10:50, 6:30] = -600
+        hu[1:5, 10:50, 34:60] = -225
+        hu[2:4, 20:26, 12:18] = 150
+        series = tmp_path / "dicom" / "ct"
+        write_series(series, hu, spacing=(2.5, 1.0, 1.0), patient_name=NAME, patient_id=PID, birth_date=BIRTH,
+                     series_description="Zyxwvutsky chest", extra={"InstitutionName": "St Elsewhere Hospital",
+                                                                    "ReferringPhysicianName": "Doctor^Who"})
+        out = tmp_path / "out"
+        assert main(["segment", str(series), "--model", "band-anon", "--threads", "1", "--anonymize", "--force",
+                     "--out", str(out)]) == 0
+        doc = json.loads((out / "stats.json").read_text())
+        assert doc["export_problems"] == []
+        assert {"seg.dcm", "labels.nii.gz", "report.pdf", "stats.json"} <= {p.name for p in out.iterdir()}
+        # key image via the PNG writer (what the GUI's "export key image" does)
+        vol = load_path(series)
+        write_png(out / "key_001.png", compose_key_image(vol.voxels[2], caption=["axial 3/6"]))
+        src = pydicom.dcmread(sorted(series.iterdir())[0])
+        idents = IDENTS + ["St Elsewhere", "Doctor^Who", "Zyxwvutsky chest", src.StudyInstanceUID,
+                           src.SeriesInstanceUID, src.SOPInstanceUID, src.FrameOfReferenceUID]
+        files = sorted(p for p in out.rglob("*") if p.is_file())
+        assert len(files) >= 5
+        assert scan_files(files, idents) == {}  # raw bytes, inflated PDF streams, gunzipped NIfTI, names
+        if shutil.which("pdftotext"):
+            text = subprocess.run(["pdftotext", str(out / "report.pdf"), "-"], capture_output=True,
+                                  check=True).stdout
+            assert b"anonymised" in text
+            assert scan_for_identifiers(text, idents) == []
+            assert scan_for_identifiers(b" ".join(text.split()), idents) == []
+        # the anonymised SEG still works: it overlays the original series by position,
+        # and the report quotes the SEG's (replaced) series UID from the same session
+        seg = pydicom.dcmread(out / "seg.dcm")
+        assert seg.PatientIdentityRemoved == "YES"
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == session_anonymizer().uid_map(src.SeriesInstanceUID)
+        if shutil.which("pdftotext"):
+            assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID.encode() in b"".join(text.split())
+        r = read_seg(out / "seg.dcm", vol)
+        assert r.labels.max() == 3 and r.matched_by == "position"
+        # positive control: the source files do contain what the scan looks for
+        assert scan_files(sorted(series.iterdir())[:1], idents)

@@ -47,6 +47,7 @@ __all__ = [
     "ACTIONS",
     "UidMap",
     "Anonymizer",
+    "session_anonymizer",
     "DEIDENTIFICATION_METHOD",
     "identifiers_of",
     "scan_for_identifiers",
@@ -298,6 +299,22 @@ class Anonymizer:
             window_presets=list(meta.window_presets),
             extra={},
         )
+
+
+_SESSION: Anonymizer | None = None
+
+
+def session_anonymizer() -> Anonymizer:
+    """The process-wide :class:`Anonymizer` that exports use when none is passed.
+
+    One per process (a CLI run, a GUI session), created on first use with a random secret, so
+    that an anonymised SEG, report and key images written separately still agree on pseudonyms
+    and UIDs. Pass an explicit ``anonymizer`` to scope consistency differently.
+    """
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = Anonymizer()
+    return _SESSION
 
 
 # ---------------------------------------------------------------------- verification helpers

@@ -32,7 +32,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from viewer.anonymize import Anonymizer, identifiers_of
+from viewer.anonymize import Anonymizer, identifiers_of, session_anonymizer
 from viewer.export.atomic import write_bytes_atomic
 from viewer.export.png import encode_png
 from viewer.export.report_images import KeyImage, auto_key_images, label_styles, render_heatmap_view
@@ -182,7 +182,7 @@ def _identification(volume: Volume, anonymize: bool, anonymizer: Anonymizer | No
     sz, sy, sx = volume.spacing
     geometry = f"{nx} x {ny} x {nz} voxels, {sx:.3g} x {sy:.3g} x {sz:.3g} mm"
     if anonymize:
-        a = (anonymizer or Anonymizer()).meta(m)
+        a = (anonymizer or session_anonymizer()).meta(m)
         return [("Patient", f"anonymised ({a.patient_id})"), ("Modality", m.modality or "-"),
                 ("Study UID", a.study_instance_uid or "-"), ("Series UID", a.series_instance_uid or "-"),
                 ("Image grid", geometry), ("Report date", created.strftime("%Y-%m-%d %H:%M UTC")),
@@ -228,7 +228,29 @@ def _messages(items: Sequence[Any] | None) -> list[str]:
     return out
 
 
-def build_report(*, volume: Volume, labels: np.ndarray, stats: Mapping[str, Any] | None = None,
+def _from_result(result: Any, labels: np.ndarray | None, model_info: Mapping[str, Any] | None,
+                 labels_info: Mapping[int, Any] | None, domain_warnings: Sequence[Any] | None) -> tuple[Any, ...]:
+    """Fill unset arguments from a pipeline ``SegmentationResult`` (duck-typed: labels, model,
+    engine, label_names, label_colors, domain_warnings)."""
+    if result is None:
+        return labels, model_info, labels_info, domain_warnings
+    if labels is None:
+        labels = result.labels
+    if model_info is None:
+        model = dict(getattr(result, "model", {}) or {})
+        engine = dict(getattr(result, "engine", {}) or {})
+        model_info = {k: model.get(k) for k in ("name", "version", "sha256")}
+        model_info.update({k: engine[k] for k in ("engine", "provider", "precision", "threads") if engine.get(k)})
+    if labels_info is None:
+        colors = getattr(result, "label_colors", {}) or {}
+        labels_info = {int(v): {"name": n, "color": colors.get(v)} for v, n in result.label_names.items() if int(v)}
+    if domain_warnings is None:
+        domain_warnings = list(getattr(result, "domain_warnings", []) or [])
+    return labels, model_info, labels_info, domain_warnings
+
+
+def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: Any = None,
+                 stats: Mapping[str, Any] | None = None,
                  model_info: Mapping[str, Any] | None = None, labels_info: Mapping[int, Any] | None = None,
                  key_images: Sequence[Any] | None = None, domain_warnings: Sequence[Any] | None = None,
                  parity: Mapping[str, Any] | None = None, gradcam: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
@@ -239,6 +261,10 @@ def build_report(*, volume: Volume, labels: np.ndarray, stats: Mapping[str, Any]
                  title: str = "AI segmentation report", notes: Sequence[str] = (),
                  created: _dt.datetime | None = None) -> bytes:
     """The report as PDF bytes. Arguments as in :func:`write_report`."""
+    labels, model_info, labels_info, domain_warnings = _from_result(result, labels, model_info, labels_info,
+                                                                    domain_warnings)
+    if labels is None:
+        raise ValueError("build_report needs labels= (or result= with .labels)")
     labels = np.asarray(labels)
     if labels.shape != volume.shape:
         raise ValueError(f"label map shape {labels.shape} does not match the volume {volume.shape} ([z, y, x])")
@@ -332,6 +358,8 @@ def write_report(path: str | Path, **kwargs: Any) -> Path:
     ----------
     path : output ``.pdf``.
     volume : the series (``Volume``); labels : uint8 [z, y, x] final label map.
+    result : a pipeline ``SegmentationResult``; fills ``labels``, ``model_info``,
+        ``labels_info`` and ``domain_warnings`` where those are not given.
     stats : :func:`viewer.segstats.segment_statistics` output (computed when None).
     model_info : ``name``, ``version``, ``sha256``, ``engine`` (+ ``provider``, ``precision``,
         other scalar fields are listed too).
@@ -344,8 +372,9 @@ def write_report(path: str | Path, **kwargs: Any) -> Path:
     measurements : dicts with ``kind``, ``slice`` (z index), ``label``, ``text`` or numbers.
     reader, review_state : who reviewed, and how far (e.g. "edited, not signed").
     ai_vs_final : label value or name → ``(ai_ml, final_ml)`` or ``{"ai_ml", "final_ml"}``.
-    anonymize : no patient identifiers, descriptions or paths anywhere in the PDF; pass the
-        session's ``anonymizer`` so the UIDs shown match the anonymised SEG.
+    anonymize : no patient identifiers, descriptions or paths anywhere in the PDF. The UIDs
+        shown come from ``anonymizer`` (default :func:`viewer.anonymize.session_anonymizer`,
+        the same one the SEG export uses), so they match the anonymised SEG.
 
     Raises
     ------

@@ -24,7 +24,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from viewer.anonymize import Anonymizer
+from viewer.anonymize import Anonymizer, session_anonymizer
 from viewer.dicom.seg_reader import Code, SegmentInfo
 from viewer.errors import ExportError
 from viewer.export.atomic import atomic_path
@@ -180,7 +180,7 @@ def build_seg(volume: Volume, labels: np.ndarray, segments: Sequence[SegmentInfo
 
     sources = list(source_datasets) if source_datasets is not None else _read_sources(volume)
     sources, frames = _arrange(volume, numbered, sources)
-    anon = anonymizer or (Anonymizer() if anonymize else None)
+    anon = anonymizer or (session_anonymizer() if anonymize else None)
     if anon is not None:
         sources = [anon.dataset(ds) for ds in sources]
         content_creator_name = None
@@ -223,8 +223,9 @@ def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Se
     segments : one :class:`SegmentInfo` per label value that may occur (absent ones are
         described with no frames).
     source_datasets : source headers (single-frame series in any order, or one multi-frame).
-    anonymize : de-identify (PS3.15 basic profile). Share one ``anonymizer`` (or its
-        ``UidMap`` as ``uid_map``) across a session's exports to keep UIDs consistent.
+    anonymize : de-identify (PS3.15 basic profile). Exports share
+        :func:`viewer.anonymize.session_anonymizer` unless an ``anonymizer`` (or a ``UidMap`` as
+        ``uid_map``) is given, so pseudonyms and UIDs agree across a session's exports.
     content_creator_name : the reader, for edited segments (dropped when anonymising).
 
     Returns
