@@ -17,14 +17,15 @@ from pydicom.uid import (
 
 from viewer.dicom.load import load_path, load_stack
 from viewer.dicom.scan import scan
-from viewer.dicom.synth import encodable_transfer_syntaxes, write_multiframe, write_series
+from viewer.dicom.synth import JPEG_LOSSLESS_SV1, encodable_transfer_syntaxes, write_multiframe, write_series
 
 
 def ct(shape=(5, 16, 20), seed=0, lo=-1024, hi=3000) -> np.ndarray:
     return np.random.default_rng(seed).integers(lo, hi, shape).astype(np.int16)
 
 
-LOSSLESS = [ts for ts in (ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless, JPEGLSLossless, JPEG2000Lossless)
+LOSSLESS = [ts for ts in (ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless, JPEGLSLossless, JPEG2000Lossless,
+                          JPEG_LOSSLESS_SV1)
             if ts in (ImplicitVRLittleEndian, ExplicitVRBigEndian) or ts in encodable_transfer_syntaxes()]
 
 

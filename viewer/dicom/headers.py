@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from viewer.dicom.fastheader import parse_header
 from viewer.dicom.records import FileInfo, FileRef, FrameRecord, NonImageObject, SkippedFile
 
 __all__ = ["read_header", "decoder_available", "frame_records", "NATIVE_SYNTAXES"]
@@ -32,6 +33,7 @@ NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.2": ">",  # explicit VR big endian (retired)
 }
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_FAST_BYTES = 64 * 1024  # headers are read from the first 64 KiB when the fast reader handles them
 _PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 _PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
 
@@ -87,10 +89,11 @@ def _windows(item: Dataset | None) -> list[tuple[float, float, str]]:
     if item is None or "WindowCenter" not in item or "WindowWidth" not in item:
         return []
     c, w = item.WindowCenter, item.WindowWidth
-    cs = list(c) if isinstance(c, pydicom.multival.MultiValue) else [c]
-    ws = list(w) if isinstance(w, pydicom.multival.MultiValue) else [w]
+    multi = (list, tuple, pydicom.multival.MultiValue)
+    cs = list(c) if isinstance(c, multi) else [c]
+    ws = list(w) if isinstance(w, multi) else [w]
     ex = item.get("WindowCenterWidthExplanation", "")
-    exs = list(ex) if isinstance(ex, pydicom.multival.MultiValue) else [ex] * len(cs)
+    exs = list(ex) if isinstance(ex, multi) else [ex] * len(cs)
     out = []
     for i, (ci, wi) in enumerate(zip(cs, ws, strict=False)):
         try:
@@ -196,7 +199,10 @@ def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] |
         f.seek(0, os.SEEK_END)
         size = f.tell()
         f.seek(0)
-        head = f.read(132)
+        head = f.read(_FAST_BYTES)
+        fast = parse_header(head)
+        if fast is not None:
+            return fast[0], fast[1], fast[2], size
         f.seek(0)
         force = False
         if len(head) < 132 or head[128:132] != b"DICM":
@@ -235,7 +241,7 @@ def read_header(ref: FileRef) -> tuple[FileInfo, list[FrameRecord]] | NonImageOb
 
 
 def _classify(ref: FileRef, ds: Dataset, off: int | None, length: int | None, size: int):
-    meta = ds.get("file_meta") if hasattr(ds, "file_meta") else None
+    meta = getattr(ds, "file_meta", None)
     ts = str((meta.get("TransferSyntaxUID") if meta is not None else None) or "1.2.840.10008.1.2")
     sop_class = _str(ds, "SOPClassUID") or (_str(meta, "MediaStorageSOPClassUID") if meta is not None else "")
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:

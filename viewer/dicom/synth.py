@@ -12,8 +12,9 @@ as uint16 when all stored values are >= 0, int16 otherwise (override with ``sign
 
 Compressed transfer syntaxes use pydicom's encoders: RLE Lossless (pydicom / pylibjpeg-rle),
 JPEG-LS (pyjpegls), JPEG 2000 (pylibjpeg-openjpeg; images of at least 32x32 pixels, since
-openjpeg's default 6 resolution levels need them). pydicom has no JPEG (process 1/14) encoder;
-see :data:`ENCODABLE` for what this machine can write.
+openjpeg's default 6 resolution levels need them). pydicom has no JPEG (process 1/14) encoder:
+JPEG Lossless SV1 (1.2.840.10008.1.2.4.70) is encoded with GDCM through SimpleITK when that is
+installed (the ``bench`` extra). :func:`encodable_transfer_syntaxes` says what works here.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4")
 ENHANCED_CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2.1")
 ENHANCED_MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4.1")
 SECONDARY_CAPTURE = UID("1.2.840.10008.5.1.4.1.1.7")
+JPEG_LOSSLESS_SV1 = UID("1.2.840.10008.1.2.4.70")
 _NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 
 
@@ -68,6 +70,12 @@ def encodable_transfer_syntaxes() -> list[UID]:
     )
 
     out = []
+    try:
+        import SimpleITK  # noqa: F401 - GDCM's JPEG lossless encoder
+
+        out.append(JPEG_LOSSLESS_SV1)
+    except ImportError:
+        pass
     for uid in (RLELossless, JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless, JPEG2000):
         try:
             if get_encoder(uid).is_available:
@@ -166,11 +174,40 @@ def _set_pixels(ds: Dataset, arr: np.ndarray, ts: UID) -> None:
         ds.PixelData = raw + (b"\0" if len(raw) % 2 else b"")
         ds["PixelData"].VR = "OB" if arr.dtype.itemsize == 1 else "OW"
         return
+    if ts == JPEG_LOSSLESS_SV1:
+        from pydicom.encaps import encapsulate
+
+        frames = arr[None] if arr.ndim == 2 else arr
+        ds.PixelData = encapsulate([_gdcm_jpeg_lossless(f) for f in frames])
+        ds["PixelData"].VR = "OB"
+        return
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     kwargs: dict[str, Any] = {}
     if ts == "1.2.840.10008.1.2.4.91":  # JPEG 2000 (lossy allowed): near-lossless quality
         kwargs["j2k_psnr"] = [90.0]
     ds.compress(ts, arr, generate_instance_uid=False, **kwargs)
+
+
+def _gdcm_jpeg_lossless(frame: np.ndarray) -> bytes:
+    """One JPEG Lossless SV1 codestream of a [y, x] integer frame, encoded by GDCM (SimpleITK)."""
+    import tempfile
+
+    import pydicom
+    import SimpleITK as sitk
+    from pydicom.encaps import generate_frames
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "f.dcm")
+        w = sitk.ImageFileWriter()
+        w.SetImageIO("GDCMImageIO")
+        w.SetFileName(path)
+        w.UseCompressionOn()
+        w.SetCompressor("JPEG")
+        w.Execute(sitk.GetImageFromArray(np.ascontiguousarray(frame)[None]))
+        enc = pydicom.dcmread(path)
+        if enc.file_meta.TransferSyntaxUID != JPEG_LOSSLESS_SV1:  # pragma: no cover - GDCM version
+            raise RuntimeError(f"GDCM wrote {enc.file_meta.TransferSyntaxUID}, not JPEG Lossless SV1")
+        return next(generate_frames(enc.PixelData, number_of_frames=1))
 
 
 def _windows(ds: Dataset, window: Any) -> None:
