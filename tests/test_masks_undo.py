@@ -82,6 +82,20 @@ def apply(seg: EditableSegmentation, o) -> None:
         seg.relabel(o[1], o[2])
 
 
+def check_counters(seg: EditableSegmentation) -> None:
+    """Incremental statistics == an independent recount from the arrays."""
+    ai, cur = seg.ai, seg.current
+    for s in seg.label_stats():
+        v = s.value
+        kept = int(((ai == v) & (cur == v)).sum())
+        assert (s.ai_voxels, s.final_voxels, s.kept_voxels) == (int((ai == v).sum()), int((cur == v).sum()), kept)
+        assert s.added_voxels == s.final_voxels - kept and s.removed_voxels == s.ai_voxels - kept
+    ne = ai != cur
+    assert seg.provenance_counts() == {
+        "as_ai": int((~ne).sum()), "added": int((ne & (ai == 0)).sum()),
+        "removed": int((ne & (cur == 0)).sum()), "relabelled": int((ne & (ai != 0) & (cur != 0)).sum())}
+
+
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), ops=st.lists(op, min_size=1, max_size=25),
        codec=st.sampled_from(["zlib", "sparse"]))
@@ -107,6 +121,7 @@ def test_random_edits_undo_redo_exact(seed, ops, codec):
                 states.append(seg.current.copy())
                 cur += 1
         np.testing.assert_array_equal(seg.current, states[cur])
+        check_counters(seg)
     # all the way back, then all the way forward
     while seg.undo() is not None:
         cur -= 1
@@ -117,6 +132,10 @@ def test_random_edits_undo_redo_exact(seed, ops, codec):
         cur += 1
         np.testing.assert_array_equal(seg.current, states[cur])
     assert cur == len(states) - 1
+    check_counters(seg)
+    before = seg.label_stats()
+    seg.recount()
+    assert seg.label_stats() == before
 
 
 @settings(max_examples=40, deadline=None, database=None)
@@ -225,3 +244,13 @@ def test_single_step_larger_than_bound_is_not_kept():
 def test_undo_bound_validation():
     with pytest.raises(ValueError, match="too small"):
         random_seg(0, undo_max_bytes=10)
+
+
+def test_histogram_is_exact_on_large_arrays():
+    from viewer.masks_stats import hist_u8
+
+    rng = np.random.default_rng(5)
+    big = rng.integers(0, 256, 5 * 2**22 + 17, dtype=np.uint8)
+    big[: 2**23] = 7  # one value with more than 2**22 counts, split over chunks
+    np.testing.assert_array_equal(hist_u8(big), np.bincount(big, minlength=256))
+    np.testing.assert_array_equal(hist_u8(big[:100]), np.bincount(big[:100], minlength=256))

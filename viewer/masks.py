@@ -144,7 +144,7 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
         self._stroke_depth = 0
         self._stroke_name = ""
         self._stroke_parts: list[tuple[Box, np.ndarray]] = []
-        self._ai_counts: np.ndarray | None = None
+        self._init_counts()
 
     # ------------------------------------------------------------------ arrays and state
     @property
@@ -266,6 +266,7 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
                 return None
             diff = diff[tb.offset_in(box)]
             target = self._cur[tb.slices]
+            self._count_change(tb, target, np.bitwise_xor(target, diff))
             np.bitwise_xor(target, diff, out=target)
             self._touched = tb.union(self._touched)
             if self._stroke_depth:
@@ -353,7 +354,10 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
             step = pop()
             if step is None:
                 return None
-            step.apply(self._cur)
+            target = self._cur[step.box.slices]
+            new = np.bitwise_xor(target, step.diff())
+            self._count_change(step.box, target, new)
+            target[...] = new
         self._changed(step.box)
         return step.box
 
@@ -380,6 +384,7 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
             seg._touched = snap.touched
         seg.review_state = ReviewState(snap.review_state)
         seg.created, seg.modified = snap.created, snap.modified
+        seg.recount()
         seg._revision = int(snap.revision)
         seg._committed_revision = int(snap.committed_revision)
         return seg
