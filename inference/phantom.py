@@ -23,7 +23,7 @@ import numpy as np
 
 from inference.phantom_patient import Patient, sample_lesion, sample_patient
 from inference.phantom_post import Scanner, apply_scanner, sample_scanner
-from inference.phantom_render import Grid, Tex, make_grid, render_plane, render_tubes
+from inference.phantom_render import Grid, Tex, make_grid, render_base, render_plane, render_tubes
 from inference.phantom_shapes import lung_predicate
 
 __all__ = [
@@ -67,6 +67,11 @@ class PhantomConfig:
         Fraction of random-z slices drawn below the lungs (upper abdomen) or above the apices.
     base_fraction : float
         Fraction of random-z slices drawn at the lung bases/domes (the hardest region).
+    patch_rate, effusion_prob, emphysema_prob : float
+        Pathology other than lesions: mean number of ground-glass/consolidation patches (labelled
+        lung), chance of a pleural effusion (not lung), chance of emphysema.
+    tree_points : int
+        Attractor points per lung for the vessel trees (density vs speed).
     """
 
     size: int = 256
@@ -79,6 +84,15 @@ class PhantomConfig:
     roll_deg: float = 5.0
     lung_free_fraction: float = 0.15
     base_fraction: float = 0.25
+    patch_rate: float = 0.6
+    effusion_prob: float = 0.12
+    emphysema_prob: float = 0.2
+    tree_points: int = 3500
+
+    def patient_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``phantom_patient.sample_patient``."""
+        return {"patch_rate": self.patch_rate, "effusion_prob": self.effusion_prob,
+                "emphysema_prob": self.emphysema_prob, "tree_points": self.tree_points}
 
 
 def _sample_z_frac(rng: np.random.Generator, cfg: PhantomConfig) -> float:
@@ -97,10 +111,11 @@ def _render_slab(p: Patient, g: Grid, z: float, thick: float, n_sub: int,
     dz = thick / n_sub
     tubes = render_tubes(p, g, z, thick)
     tex = Tex(rng, g.X.shape)
+    base = render_base(p, g, z, tex)
     acc = fr = fl = fles = body = None
     for i in range(n_sub):
         zi = z - thick / 2 + (i + 0.5) * dz
-        hu, side, les, b = render_plane(p, g, zi, tubes, tex)
+        hu, side, les, b = render_plane(p, g, zi, tubes, tex, base)
         if acc is None:
             acc, fr, fl, fles, body = hu, (side == 1).astype(np.float32), (side == 2).astype(np.float32), les, b
         else:
@@ -183,7 +198,8 @@ def generate_slice(
     if spacing_mm is None:
         spacing_mm = float(rng.uniform(*cfg.fov_range_mm)) / size
     zf = _sample_z_frac(rng, cfg) if z_frac is None else float(z_frac)
-    p = sample_patient(rng)
+    length = float(rng.uniform(290, 370))
+    p = sample_patient(rng, length=length, z_focus=zf * length, **cfg.patient_kwargs())
     sc = sample_scanner(rng, spacing_mm)
     off = rng.uniform(-cfg.offset_mm, cfg.offset_mm, 2)
     off[1] *= 0.5
@@ -193,7 +209,7 @@ def generate_slice(
         lesions = int(rng.integers(1, cfg.max_lesions + 1)) if rng.random() < cfg.lesion_prob else 0
     if lesions:
         _place_lesions(p, g, rng, [z], lesions)
-    n_sub = min(cfg.max_sub_slices, max(1, math.ceil(sc.thickness_mm / 1.5)))
+    n_sub = min(cfg.max_sub_slices, max(1, math.ceil(sc.thickness_mm / 2.5)))
     hu, lab, body = _render_slab(p, g, z, sc.thickness_mm, n_sub, rng)
     hu = apply_scanner(hu, body, sc, spacing_mm, rng)
     if return_info:
@@ -265,7 +281,7 @@ def generate_volume(
     sz, _, sx = spacing
     z0f, z1f = z_range
     L = float(np.clip(sz * max(nz - 1, 1) / max(z1f - z0f, 1e-3), 260, 420))
-    p = sample_patient(rng, length=L)
+    p = sample_patient(rng, length=L, **cfg.patient_kwargs())
     sc = sample_scanner(rng, sx)
     sc.thickness_mm = sz
     sc.noise_hu = float(np.clip(sc.noise_hu * np.sqrt(max(sc.thickness_mm, 0.5) / sz), 3, 150))

@@ -144,13 +144,21 @@ def sample_lesion(rng: np.random.Generator, centre: np.ndarray, diameter: float 
     return Lesion(blob, hu, str(kind), core, spic)
 
 
-def _lung_points(rng: np.random.Generator, p: Patient, side: int, n: int) -> np.ndarray:
-    """``n`` random points inside one lung (rejection sampling against ``lung_predicate``)."""
+def _lung_points(rng: np.random.Generator, p: Patient, side: int, n: int,
+                 z_focus: float | None = None) -> np.ndarray:
+    """Random points inside one lung (rejection sampling against ``lung_predicate``): ``n`` over the
+    whole lung, or the same density restricted to 60 mm around ``z_focus``."""
     from inference.phantom_shapes import lung_predicate
 
-    out = []
+    out = [np.zeros((0, 3))]
     got = 0
     z0, z1 = p.z_apex, max(p.z_dome_r, p.z_dome_l) + p.recess * 1.3
+    if z_focus is not None:
+        a, b = max(z0, z_focus - 60), min(z1, z_focus + 60)
+        if b <= a:
+            return out[0]
+        n = int(n * (b - a) / (z1 - z0))
+        z0, z1 = a, b
     for _ in range(8):
         m = n * 3
         x = side * rng.uniform(5, p.A, m)
@@ -165,9 +173,10 @@ def _lung_points(rng: np.random.Generator, p: Patient, side: int, n: int) -> np.
     return np.concatenate(out)[:n]
 
 
-def _lung_trees(rng: np.random.Generator, p: Patient, side: int, hilum: np.ndarray, n_pts: int) -> tuple[Segments, Segments]:
+def _lung_trees(rng: np.random.Generator, p: Patient, side: int, hilum: np.ndarray, n_pts: int,
+                z_focus: float | None = None) -> tuple[Segments, Segments]:
     """Arterial and venous trees and the airways of one lung, rooted at its hilum."""
-    pts = _lung_points(rng, p, side, n_pts)
+    pts = _lung_points(rng, p, side, n_pts, z_focus)
     half = rng.random(len(pts)) < 0.5
     art = attractor_tree(rng, hilum, pts[half], r_leaf=_u(rng, 0.28, 0.36))
     vroot = hilum + np.array([-side * 10.0, _u(rng, 8, 18), _u(rng, 15, 30)])
@@ -226,12 +235,16 @@ def _mediastinum(rng: np.random.Generator, q: dict) -> tuple[Segments, Segments,
     return vessels, air, es
 
 
-def sample_patient(rng: np.random.Generator, *, length: float | None = None, lesions: int | None = None,
-                   tree_points: int = 2600) -> Patient:
+def sample_patient(rng: np.random.Generator, *, length: float | None = None, tree_points: int = 3500,
+                   patch_rate: float = 0.6, effusion_prob: float = 0.12, emphysema_prob: float = 0.2,
+                   z_focus: float | None = None) -> Patient:
     """Draw one random patient (sex, size, anatomy landmarks, vessel trees, pathology).
 
     ``tree_points`` attractor points per lung set the density of the vessel trees (~4 segments
-    per point).
+    per point). ``patch_rate`` is the mean number of ground-glass/consolidation patches (Poisson),
+    ``effusion_prob`` and ``emphysema_prob`` the chances of a pleural effusion and emphysema.
+    ``z_focus`` (mm) grows the vessel trees only towards lung within 60 mm of that level (2D slices:
+    same look near the slice, a fraction of the cost).
     """
     seed = int(rng.integers(0, 2**31 - 1))
     sex = "F" if rng.random() < 0.45 else "M"
@@ -276,29 +289,35 @@ def sample_patient(rng: np.random.Generator, *, length: float | None = None, les
     stomach = np.array([_u(rng, 40, 80), -_u(rng, 10, 50), _u(rng, 35, 60), _u(rng, 30, 55),
                         z_dome_l + _u(rng, 3, 15), L * _u(rng, 0.15, 0.3), _u(rng, 0.05, 0.7)])
     effusion = None
-    if rng.random() < 0.12:
+    if rng.random() < effusion_prob:
         effusion = (float(rng.choice([-1, 1])), _u(rng, 10, 60))
     patches: list[tuple[Blob, float]] = []
-    for _ in range(int(rng.poisson(0.5))):
+    for _ in range(int(rng.poisson(patch_rate))):
+        # a patch = cluster of small blobs (irregular, lobar-ish); consolidation mostly dependent
         side = rng.choice([-1, 1])
-        c = np.array([side * _u(rng, 40, A * 0.6), _u(rng, -B_in * 0.5, B_in * 0.8), _u(rng, z_apex + 30, z_dome_r + 10)])
-        hu = _u(rng, -700, -350) if rng.random() < 0.6 else _u(rng, -50, 60)
-        patches.append((sample_blob(rng, c, _u(rng, 15, 50), 0.8), hu))
+        cons = rng.random() < 0.35
+        yc = _u(rng, 0.2, 0.8) * B_in if cons else _u(rng, -0.5, 0.8) * B_in
+        c = np.array([side * _u(rng, 40, A * 0.55), yc, _u(rng, z_apex + 30, z_dome_r + 10)])
+        hu = _u(rng, -60, 50) if cons else _u(rng, -720, -380)
+        spread = _u(rng, 8, 30)
+        for _k in range(int(rng.integers(2, 7))):
+            cc = c + rng.normal(0, spread, 3) * np.array([1.0, 0.7, 1.0])
+            patches.append((sample_blob(rng, cc, _u(rng, 7, 24), 1.0), hu))
     empty = Segments(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
     p = Patient(
         length=L, sex=sex, A=A, Ba=Ba, Bp=Bp, fat=fat, muscle=muscle, harmonics=harm, z_apex=z_apex,
         z_carina=z_carina, z_dome_r=z_dome_r, z_dome_l=z_dome_l, recess=recess, lung_hu=_u(rng, -890, -800),
         lung_grad=_u(rng, 20, 110), contrast=contrast, blood_hu=blood, heart=heart, spine_y=spine_y,
         spine_r=spine_r, vert_pitch=_u(rng, 24, 30), vert_phase=_u(rng, 0, 1), rib_pitch=_u(rng, 24, 32),
-        rib_phase=_u(rng, 0, 1), rib_drop=_u(rng, 90, 150), arms_down=bool(rng.random() < 0.35), breasts=breasts,
+        rib_phase=_u(rng, 0, 1), rib_drop=_u(rng, 130, 200), arms_down=bool(rng.random() < 0.35), breasts=breasts,
         hilum_r=hil_r, hilum_l=hil_l, mediastinal=med, airways_main=air_main, vessels=empty, airways=empty,
         esophagus=eso, table=table, stomach=stomach, effusion=effusion, patches=patches, lesions=[],
-        emphysema=_u(rng, 0, 1) if rng.random() < 0.2 else 0.0, seed=seed, wall_lat=wall_lat, wall_ant=wall_ant,
+        emphysema=_u(rng, 0, 1) if rng.random() < emphysema_prob else 0.0, seed=seed, wall_lat=wall_lat, wall_ant=wall_ant,
         gutter=_u(rng, 0, 12), cav_dx=_u(rng, -5, 5), dome_cx=_u(rng, 35, 55), dome_cy=_u(rng, -20, 5),
         dome_rx=_u(rng, 0.5, 0.65) * A, dome_ry=_u(rng, 0.85, 1.05) * Bp, med_x=_u(rng, -2, 6),
     )
-    vr, ar = _lung_trees(rng, p, -1, hil_r, tree_points)
-    vl, al = _lung_trees(rng, p, +1, hil_l, tree_points)
+    vr, ar = _lung_trees(rng, p, -1, hil_r, tree_points, z_focus)
+    vl, al = _lung_trees(rng, p, +1, hil_l, tree_points, z_focus)
     p.vessels = concat_segments([vr, vl])
     p.airways = concat_segments([ar, al])
     return p

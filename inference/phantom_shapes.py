@@ -53,10 +53,10 @@ def cavity_field(p: Patient, X: np.ndarray, Y: np.ndarray, z: np.ndarray | float
     Ai, Bai, Bpi = cavity_axes(p, z)
     yn = np.where(Y < 0, Y / Bai, Y / Bpi)
     xn = (X - p.cav_dx) / Ai
-    # exponent 2 anteriorly, squarer (2.6) posteriorly: posterior gutters are deep and round
-    a2 = xn * xn
-    y2 = yn * yn
-    post = (a2**1.3 + y2**1.3) ** (1 / 2.6)
+    # exponent 2 anteriorly, squarer (3) posteriorly: posterior gutters are deep and round
+    ax, ay = np.abs(xn), np.abs(yn)
+    a2, y2 = ax * ax, ay * ay
+    post = np.cbrt(a2 * ax + y2 * ay)
     ant = np.sqrt(a2 + y2)
     return np.where(Y < 0, ant, post)
 
@@ -70,8 +70,10 @@ def dome_height(p: Patient, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     rr = np.where(X < 0, p.z_dome_r, p.z_dome_l)
     cx = np.where(X < 0, -p.dome_cx, p.dome_cx)
     d2 = ((X - cx) / p.dome_rx) ** 2 + ((Y - p.dome_cy) / p.dome_ry) ** 2
-    h = rr + p.recess * np.clip(d2, 0, 1.8) ** 1.25
-    return h + 0.35 * p.recess * np.clip(Y / p.Bp, 0, 1) ** 2
+    d2 = np.clip(d2, 0, 1.8)
+    h = rr + p.recess * (d2 * np.sqrt(np.sqrt(d2)))
+    yp = np.clip(Y / p.Bp, 0, 1)
+    return h + 0.35 * p.recess * yp * yp
 
 
 def apex_envelope(p: Patient, X: np.ndarray, Y: np.ndarray, z: np.ndarray | float) -> np.ndarray:

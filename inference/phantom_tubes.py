@@ -239,7 +239,7 @@ def attractor_tree(
     pts: np.ndarray,
     *,
     r_leaf: float = 0.32,
-    exponent: float = 2.7,
+    exponent: float = 3.0,
     reach: tuple[float, float] = (0.35, 0.65),
     first_reach: float = 0.25,
     max_gen: int = 20,

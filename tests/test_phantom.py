@@ -8,6 +8,7 @@ import pytest
 from inference.phantom import PhantomConfig, generate_dataset, generate_slice, generate_volume
 
 MID = [0.35, 0.45, 0.55]
+CLEAN = PhantomConfig(patch_rate=0.0, effusion_prob=0.0, emphysema_prob=0.0)
 
 
 def _slice(seed: int, **kw):
@@ -32,7 +33,7 @@ class TestGenerateSlice:
 
     @pytest.mark.parametrize("seed", [0, 1, 2, 3])
     def test_hu_per_tissue(self, seed: int) -> None:
-        hu, lab, sp = _slice(seed, z_frac=MID[seed % 3], lesions=0)
+        hu, lab, sp = _slice(seed, z_frac=MID[seed % 3], lesions=0, config=CLEAN)
         lung = (lab == 1) | (lab == 2)
         assert lung.sum() > 2000, "a mid-chest slice must contain lung"
         assert -900 <= float(hu[lung].mean()) <= -700
