@@ -77,19 +77,29 @@ _FILL2_IN3 = np.zeros((3, 3, 3), bool)
 _FILL2_IN3[1] = ndimage.generate_binary_structure(2, 1)  # background 4-connected per slice
 
 
+def _components(sub: np.ndarray, value: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
+    """26-connected components of ``sub == value``: (voxel index tuple, component id per voxel,
+    size per component id). Works on the label's voxels only, never a full-size bincount."""
+    mask = sub == value
+    comp, n = ndimage.label(mask, structure=_FULL3)
+    if n == 0:
+        return None
+    pos = np.nonzero(mask)
+    ids = comp[pos]
+    return pos, ids, np.bincount(ids, minlength=n + 1)
+
+
 def _remove_small(labels: np.ndarray, value: int, min_voxels: float) -> int:
     box = _bbox(labels == value)
     if box is None:
         return 0
     sub = labels[box]
-    comp, n = ndimage.label(sub == value, structure=_FULL3)
-    if n == 0:
+    found = _components(sub, value)
+    if found is None:
         return 0
-    sizes = np.bincount(comp.ravel(), minlength=n + 1)
-    small = sizes < min_voxels
-    small[0] = False
-    drop = small[comp]
-    sub[drop] = 0
+    pos, ids, sizes = found
+    drop = sizes[ids] < min_voxels
+    sub[tuple(p[drop] for p in pos)] = 0
     return int(drop.sum())
 
 
@@ -98,25 +108,40 @@ def _keep_largest(labels: np.ndarray, value: int) -> int:
     if box is None:
         return 0
     sub = labels[box]
-    comp, n = ndimage.label(sub == value, structure=_FULL3)
-    if n <= 1:
+    found = _components(sub, value)
+    if found is None:
         return 0
-    sizes = np.bincount(comp.ravel(), minlength=n + 1)
+    pos, ids, sizes = found
     sizes[0] = 0
-    drop = (comp != 0) & (comp != int(np.argmax(sizes)))
-    sub[drop] = 0
+    drop = ids != int(np.argmax(sizes))
+    sub[tuple(p[drop] for p in pos)] = 0
     return int(drop.sum())
 
 
 def _fill_holes(labels: np.ndarray, value: int, mode: str) -> int:
+    """Set background voxels enclosed by ``labels == value`` to ``value``.
+
+    Holes are the background components (4-connected per slice for "2d", 6-connected for "3d")
+    of the label's bounding box that do not touch the box's border — one ``ndimage.label`` pass
+    instead of ``binary_fill_holes``' iterated dilation (seconds on a 512² x 300 volume).
+    """
     box = _bbox(labels == value)
     if box is None:
         return 0
     sub = labels[box]
     mask = sub == value
     structure = _FILL2_IN3 if mode == "2d" else ndimage.generate_binary_structure(3, 1)
-    filled = ndimage.binary_fill_holes(mask, structure=structure)
-    add = filled & ~mask & (sub == 0)
+    comp, n = ndimage.label(~mask, structure=structure)
+    if n == 0:
+        return 0
+    edges = [comp[:, 0, :], comp[:, -1, :], comp[:, :, 0], comp[:, :, -1]]
+    if mode == "3d":
+        edges += [comp[0], comp[-1]]
+    outside = np.zeros(n + 1, bool)
+    for e in edges:
+        outside[np.unique(e)] = True
+    outside[0] = True  # the mask itself
+    add = ~outside[comp] & (sub == 0)
     sub[add] = value
     return int(add.sum())
 

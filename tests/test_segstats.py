@@ -71,7 +71,8 @@ class TestSegmentStatistics:
         lab = np.zeros((2, 8, 8), np.uint8)
         st = segment_statistics(lab, None, (1, 1, 1), label_names=NAMES)
         assert all(e["voxels"] == 0 and e["hu"] is None for e in st["labels"])
-        assert st["lesions"]["3"] == {"name": "lesion", "count": 0, "total_volume_ml": 0.0, "components": []}
+        assert st["lesions"]["3"] == {"name": "lesion", "count": 0, "total_volume_ml": 0.0, "components": [],
+                                      "components_listed": 0}
 
     def test_shape_mismatch(self) -> None:
         with pytest.raises(ValueError, match="differ in shape"):
@@ -89,3 +90,13 @@ def test_feret_single_pixel_and_line() -> None:
 
 def test_lesion_names() -> None:
     assert lesion_labels_from_names({0: "background", 1: "right lung", 3: "Lesion", 4: "nodule"}) == [3, 4]
+
+
+def test_component_cap_counts_all() -> None:
+    from viewer.segstats import lesion_components
+
+    lab = np.zeros((3, 20, 20), np.uint8)
+    lab[0, 0, 0] = lab[1, 10, 10] = 3
+    lab[2, 5:8, 5:8] = 3
+    comps, count = lesion_components(lab, 3, (1.0, 1.0, 1.0), max_components=2)
+    assert count == 3 and len(comps) == 2 and comps[0]["voxels"] == 9 and [c["id"] for c in comps] == [1, 2]

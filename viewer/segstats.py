@@ -19,11 +19,13 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = ["segment_statistics", "label_statistics", "lesion_components", "feret_diameter_mm",
-           "lesion_labels_from_names"]
+           "lesion_labels_from_names", "MAX_COMPONENTS"]
 
 log = logging.getLogger(__name__)
 
 _LESION_WORDS = ("lesion", "nodule", "mass", "tumor", "tumour", "metasta")
+#: Components listed with diameters per lesion label (all are counted); the rest are specks.
+MAX_COMPONENTS = 200
 _CHUNK = 32  # slices per chunk for the HU sums (bounds float64 temporaries to ~70 MB at 512²)
 
 
@@ -99,48 +101,51 @@ def feret_diameter_mm(mask2d: np.ndarray, spacing_yx: tuple[float, float]) -> tu
 
 
 def lesion_components(
-    labels: np.ndarray, value: int, spacing: tuple[float, float, float], hu: np.ndarray | None = None
-) -> list[dict[str, Any]]:
+    labels: np.ndarray, value: int, spacing: tuple[float, float, float], hu: np.ndarray | None = None,
+    *, max_components: int = MAX_COMPONENTS,
+) -> tuple[list[dict[str, Any]], int]:
     """Connected components (26-connectivity) of ``labels == value``, largest first.
 
-    Each: ``voxels``, ``volume_ml``, ``longest_axial_diameter_mm`` (max Feret on its largest axial
-    slice), ``slice_index`` (that slice, index into the [z] axis), ``diameter_endpoints_yx``
-    (pixels on that slice), ``centroid_zyx`` (voxel indices), ``centroid_slice`` (rounded z),
-    ``z_range`` [first, last] slice and ``hu_mean`` when ``hu`` is given.
+    Returns (the ``max_components`` largest components, total component count). Each:
+    ``id`` (1 = largest), ``voxels``, ``volume_ml``, ``longest_axial_diameter_mm`` (max Feret on
+    its largest axial slice), ``slice_index`` (that slice, index into the [z] axis),
+    ``diameter_endpoints_yx`` (pixels on that slice), ``centroid_zyx`` (voxel indices),
+    ``centroid_slice`` (rounded z), ``z_range`` [first, last] slice and ``hu_mean`` when ``hu``
+    is given. Sizes, centroids and means come from one pass over the label's voxels.
     """
     mask = labels == value
-    if not mask.any():
-        return []
     comp, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 3))
+    if n == 0:
+        return [], 0
+    pos = np.nonzero(mask)
+    ids = comp[pos]
+    sizes = np.bincount(ids, minlength=n + 1).astype(np.float64)
+    cent = [np.bincount(ids, weights=p, minlength=n + 1) / np.maximum(sizes, 1) for p in pos]
+    hu_mean = None
+    if hu is not None:
+        hu_mean = np.bincount(ids, weights=hu[pos].astype(np.float64), minlength=n + 1) / np.maximum(sizes, 1)
+    order = np.argsort(-sizes[1:], kind="stable")[:max_components] + 1
     objects = ndimage.find_objects(comp)
-    sizes = np.bincount(comp.ravel(), minlength=n + 1)
-    centroids = ndimage.center_of_mass(mask, comp, range(1, n + 1))
-    hu_means = ndimage.mean(hu, comp, range(1, n + 1)) if hu is not None else None
     sz, sy, sx = spacing
     voxel_ml = sz * sy * sx / 1000.0
     out = []
-    for i, sl in enumerate(objects, start=1):
-        if sl is None:
-            continue
+    for rank, i in enumerate(order, start=1):
+        sl = objects[i - 1]
         sub = comp[sl] == i
-        areas = sub.sum(axis=(1, 2))
-        k = int(np.argmax(areas))
+        k = int(np.argmax(sub.sum(axis=(1, 2))))
         diam, ends = feret_diameter_mm(sub[k], (sy, sx))
-        ends = [[y + sl[1].start, x + sl[2].start] for y, x in ends]
         entry = {
-            "voxels": int(sizes[i]), "volume_ml": round(float(sizes[i]) * voxel_ml, 4),
+            "id": rank, "voxels": int(sizes[i]), "volume_ml": round(float(sizes[i]) * voxel_ml, 4),
             "longest_axial_diameter_mm": round(diam, 2), "slice_index": int(sl[0].start + k),
-            "diameter_endpoints_yx": ends, "centroid_zyx": [round(float(c), 2) for c in centroids[i - 1]],
-            "centroid_slice": int(round(float(centroids[i - 1][0]))),
+            "diameter_endpoints_yx": [[y + sl[1].start, x + sl[2].start] for y, x in ends],
+            "centroid_zyx": [round(float(c[i]), 2) for c in cent],
+            "centroid_slice": int(round(float(cent[0][i]))),
             "z_range": [int(sl[0].start), int(sl[0].stop - 1)],
         }
-        if hu_means is not None:
-            entry["hu_mean"] = round(float(hu_means[i - 1]), 2)
+        if hu_mean is not None:
+            entry["hu_mean"] = round(float(hu_mean[i]), 2)
         out.append(entry)
-    out.sort(key=lambda e: -e["voxels"])
-    for k, e in enumerate(out, start=1):
-        e["id"] = k
-    return out
+    return out, int(n)
 
 
 def segment_statistics(
@@ -164,7 +169,7 @@ def segment_statistics(
     Returns
     -------
     ``{"spacing_mm", "voxel_volume_ml", "labels": [per label], "lesions": {value: {"name",
-    "count", "total_volume_ml", "components": [...]}}}``.
+    "count", "total_volume_ml", "components": [the largest MAX_COMPONENTS], "components_listed"}}}``.
     """
     labels = np.asarray(labels)
     if labels.ndim != 3:
@@ -178,11 +183,16 @@ def segment_statistics(
         e["name"] = names[e["value"]]
     les_values = list(lesion_labels) if lesion_labels is not None else lesion_labels_from_names(names)
     lesions: dict[str, Any] = {}
+    voxel_ml = float(np.prod(spacing)) / 1000.0
     for v in les_values:
-        comps = lesion_components(labels, int(v), spacing, hu)
+        comps, count = lesion_components(labels, int(v), spacing, hu)
+        total = next((e["voxels"] for e in stats if e["value"] == int(v)), None)
+        if total is None:
+            total = int(np.count_nonzero(labels == int(v)))
         lesions[str(int(v))] = {
-            "name": names.get(int(v), f"label {int(v)}"), "count": len(comps),
-            "total_volume_ml": round(sum(c["volume_ml"] for c in comps), 4), "components": comps,
+            "name": names.get(int(v), f"label {int(v)}"), "count": count,
+            "total_volume_ml": round(total * voxel_ml, 4), "components": comps,
+            "components_listed": len(comps),
         }
     return {
         "spacing_mm": [float(s) for s in spacing],
