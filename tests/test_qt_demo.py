@@ -18,7 +18,7 @@ def test_demo_study_written_once():
     folder = ensure_demo_study(shape=SMALL)
     import os
 
-    assert folder == demo_dir(SMALL) and str(folder).startswith(os.environ["CLINICAL_VIEWER_HOME"])
+    assert folder.parent == demo_dir(SMALL) and str(folder).startswith(os.environ["CLINICAL_VIEWER_HOME"])
     files = sorted(folder.rglob("*.dcm"))
     assert len(files) == SMALL[0]
     mtimes = [f.stat().st_mtime_ns for f in files]
@@ -48,5 +48,6 @@ def test_demo_opens_with_lung_window_and_segments(qtbot, tmp_path, monkeypatch):
         assert w.state.volume.meta.patient_name == "Demo^Patient"
         qtbot.waitUntil(lambda: SEG_LAYER in w.state.layers, timeout=60000)
         assert not w.errors.records
+        assert w.loader.scan_result.skipped == []  # the marker file is not in the scanned folder
     finally:
         w.close()

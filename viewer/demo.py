@@ -78,16 +78,18 @@ def ensure_demo_study(
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
 ) -> Path:
-    """Write the demo series (once) and return its folder.
+    """Write the demo series (once) and return the folder holding its DICOM files.
 
-    A ``demo.json`` marker is written last, so an interrupted run is redone rather than reused.
+    A ``demo.json`` marker (next to that folder, so scans do not list it as a skipped file) is
+    written last, so an interrupted run is redone rather than reused.
     """
     from viewer.dicom.synth import write_series
 
     folder = demo_dir(shape)
     marker = folder / "demo.json"
+    series = folder / "series1"
     if marker.is_file():
-        return folder
+        return series
     report(progress, 0, 3, "Generating demo chest CT (first run only)")
     hu, _labels = make_demo_volume(shape, spacing)
     check_cancel(cancel)
@@ -109,4 +111,4 @@ def ensure_demo_study(
     tmp.rename(folder)
     report(progress, 3, 3, "Demo study ready")
     log.info("demo study written")
-    return folder
+    return series

@@ -240,6 +240,9 @@ class MainWindow(QMainWindow):
         st = self.settings.value("window_state")
         if isinstance(st, QByteArray) and not st.isEmpty():
             self.restoreState(st)
+        else:
+            self.resizeDocks([self.docks["Studies"], self.docks["DICOM tags"]], [300, 430],
+                             Qt.Orientation.Horizontal)
 
     def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
         self.cine.stop()

