@@ -50,11 +50,11 @@ def heart_detail(p: Patient, g: Any, z: float, hu: np.ndarray, heart: np.ndarray
     myo = _F(42 + (55 if p.contrast else 0))
     hu[heart] = myo + 6 * tex(1.5, 20)[heart]
     tt = (z - ztop) / (zbot - ztop)
-    # chambers: inner region split by an oblique septum; ventricles below, atria above
-    inner = heart & (e < 0.8)
-    sep = np.abs(u * 0.35 + v - hb * 0.1) < 4.5
-    lv_wall = heart & (u > ha * 0.15) & (e > 0.62) & (tt > 0.45)  # thick left ventricular wall
-    blood = inner & ~sep & ~lv_wall
+    # chambers: LV (thick wall) towards the apex, RV anterior-right, atria posterior/upper
+    lv = ((u - ha * 0.28) / (ha * 0.36)) ** 2 + ((v - hb * 0.05) / (hb * 0.42)) ** 2
+    rv = ((u + ha * 0.2) / (ha * 0.5)) ** 2 + ((v + hb * 0.3) / (hb * 0.38)) ** 2
+    atria = ((u + ha * 0.05) / (ha * 0.7)) ** 2 + ((v - hb * 0.35) / (hb * 0.42)) ** 2
+    blood = heart & (e < 0.86) & ((lv < 1) | ((rv < 1) & (lv > 1.9)) | ((atria < 1) & (tt < 0.55) & (lv > 1.6)))
     hu[blood] = _F(p.blood_hu) if p.contrast else _F(p.blood_hu + 4)
     # epicardial fat, mostly in the grooves and over the anterior surface
     fat = heart & (e > 0.88) & (tex(2.0, 21) > 0.2 - 0.6 * (v < 0))

@@ -227,8 +227,8 @@ def _mediastinum(rng: np.random.Generator, q: dict) -> tuple[Segments, Segments,
     ty = sy - sr - _u(rng, 22, 32)
     tr0 = np.array([_u(rng, -3, 3), ty - 8, -30])
     tr1 = np.array([_u(rng, -3, 3), ty + 5, car])
-    rb = par + [8, 0, -6]
-    lb = pal + [-10, 0, -6]
+    rb = np.array([par[0] + 12, par[1], car + _u(rng, 15, 28)])
+    lb = np.array([pal[0] - 12, pal[1], car + _u(rng, 22, 38)])
     air = Segments(np.array([tr0, tr1, tr1]), np.array([tr1, rb, lb]), np.array([tr_r, tr_r * 0.72, tr_r * 0.66]))
     es = Segments(np.array([[6, ty + 18, -30], [8, ty + 20, car]]), np.array([[8, ty + 20, car], [18, sy - sr - 8, L * 0.95]]),
                   np.array([_u(rng, 6, 9)] * 2))
@@ -314,7 +314,7 @@ def sample_patient(rng: np.random.Generator, *, length: float | None = None, tre
         esophagus=eso, table=table, stomach=stomach, effusion=effusion, patches=patches, lesions=[],
         emphysema=_u(rng, 0, 1) if rng.random() < emphysema_prob else 0.0, seed=seed, wall_lat=wall_lat, wall_ant=wall_ant,
         gutter=_u(rng, 0, 12), cav_dx=_u(rng, -5, 5), dome_cx=_u(rng, 35, 55), dome_cy=_u(rng, -20, 5),
-        dome_rx=_u(rng, 0.5, 0.65) * A, dome_ry=_u(rng, 0.85, 1.05) * Bp, med_x=_u(rng, -2, 6),
+        dome_rx=_u(rng, 0.42, 0.55) * A, dome_ry=_u(rng, 0.7, 0.9) * Bp, med_x=_u(rng, -2, 6),
     )
     vr, ar = _lung_trees(rng, p, -1, hil_r, tree_points, z_focus)
     vl, al = _lung_trees(rng, p, +1, hil_l, tree_points, z_focus)

@@ -324,7 +324,7 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     dep = np.clip((Y + p.Bp * 0.6) / (p.Bp * 1.4), 0, 1) ** 2
     lhu = p.lung_hu + p.lung_grad * dep + 14 * tex(1.0, 7) + 10 * tex(4.0, 8)
     # sub-resolution vessels: sparse bright specks (partial volume of <1 mm vessels)
-    lhu += (p.blood_hu * 0.5 + 550) * np.clip(tex(0.5, 14) - 2.1, 0, 0.7) * _F(min(1.0, 1.2 / s))
+    lhu += (p.blood_hu * 0.5 + 550) * np.clip(tex(0.5, 14) - 1.8, 0, 0.7) * _F(min(1.0, 1.2 / s))
     if p.emphysema > 0:
         lhu = np.where(tex(2.0, 9) > 1.7 - 0.9 * p.emphysema, _F(-965), lhu)
     hu[lung] = lhu[lung]
@@ -333,9 +333,10 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
         if f is not None:
             f *= lung
             hu += f * (phu + 30 * tex(1.5, 10) - hu)
-    if p.effusion is not None:  # dependent fluid (NOT lung) with compressed lung above it
+    if p.effusion is not None:  # dependent fluid (NOT lung), meniscus rising laterally; mostly basal
         side, depth = p.effusion
-        yl = p.spine_y + 16 - depth + 0.4 * depth * (X / max(A, 1)) ** 2 * 3
+        depth = depth * float(0.15 + 0.85 * smoothstep(p.z_carina, p.z_dome_r, z))
+        yl = p.spine_y + 16 - depth + 0.8 * depth * (X / max(A, 1)) ** 2
         sidem = (X * side) > 0
         eff = thorax & sidem & (Y > yl) & ~med
         atel = lung & sidem & (Y > yl - 5) & ~eff

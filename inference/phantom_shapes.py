@@ -70,8 +70,8 @@ def dome_height(p: Patient, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     rr = np.where(X < 0, p.z_dome_r, p.z_dome_l)
     cx = np.where(X < 0, -p.dome_cx, p.dome_cx)
     d2 = ((X - cx) / p.dome_rx) ** 2 + ((Y - p.dome_cy) / p.dome_ry) ** 2
-    d2 = np.clip(d2, 0, 1.8)
-    h = rr + p.recess * (d2 * np.sqrt(np.sqrt(d2)))
+    d2 = np.clip(d2, 0, 2.2)
+    h = rr + p.recess * (0.3 * d2 + 0.9 * np.sqrt(d2))  # rounded dome, steep recesses
     yp = np.clip(Y / p.Bp, 0, 1)
     return h + 0.35 * p.recess * yp * yp
 
@@ -79,12 +79,15 @@ def dome_height(p: Patient, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 def apex_envelope(p: Patient, X: np.ndarray, Y: np.ndarray, z: np.ndarray | float) -> np.ndarray:
     """Bool: inside the cone-shaped apical envelope (limits the lung near the apices)."""
     zf = np.asarray(z, _F)
-    sig = np.clip((zf - p.z_apex) / (0.3 * p.length), 0, 1) ** 0.55
-    cx = 38 + 30 * sig
+    d = np.clip(zf - p.z_apex, 0, None)
+    R = 32.0
+    # a rounded apical cap of radius R, then a cone widening ~1.7 mm per mm
+    ax = np.where(d < R, np.sqrt(np.clip(2 * R * d - d * d, 0, None)), R + 1.7 * (d - R)) + 1e-3
+    ay = ax * 1.25
+    sig = np.clip(d / (0.3 * p.length), 0, 1)
+    cx = 40 + 25 * sig
     cy = p.spine_y * 0.45 * (1 - sig)
-    ax = 6 + 160 * sig
-    ay = 6 + 190 * sig
-    return (((np.abs(X) - cx) / ax) ** 2 + ((Y - cy) / ay) ** 2 <= 1) & (sig > 0)
+    return (((np.abs(X) - cx) / ax) ** 2 + ((Y - cy) / ay) ** 2 <= 1) & (d > 0)
 
 
 def heart_field(p: Patient, X: np.ndarray, Y: np.ndarray, z: np.ndarray | float) -> np.ndarray:
