@@ -265,3 +265,21 @@ def test_brush_radius_in_pixels_matches_geometry():
     seg.paint(0, 0, (20, 20), label=1, size_mm=5.0)
     n = sum(1 for i in range(-5, 6) for j in range(-5, 6) if math.hypot(i * 0.7, j * 0.7) <= 2.5)
     assert (seg.current == 1).sum() == n
+
+
+def test_brush_tool_erase_mode_and_failed_press_closes_the_stroke():
+    ai = np.zeros((6, 40, 48), np.uint8)
+    ai[2, 10:30, 10:30] = 1
+    seg = make(ai=ai)
+    tool = BrushTool(seg, BrushSettings(label=1, size_mm=2.0, mode="erase"))
+    tool.press(0, 2, (20, 12))
+    tool.move((20, 28))
+    assert tool.active and seg.in_stroke
+    box = tool.release()
+    assert not tool.active and not seg.in_stroke and box is not None
+    assert (seg.current[2, 20, 12:29] == 0).all() and len(seg.history) == 1
+    bad = BrushTool(seg, BrushSettings(label=9, size_mm=2.0))
+    with pytest.raises(EditError):
+        bad.press(0, 2, (5, 5))
+    assert not bad.active and not seg.in_stroke
+    assert bad.move((6, 6)) is None

@@ -96,7 +96,7 @@ def check_counters(seg: EditableSegmentation) -> None:
         "removed": int((ne & (cur == 0)).sum()), "relabelled": int((ne & (ai != 0) & (cur != 0)).sum())}
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), ops=st.lists(op, min_size=1, max_size=25),
        codec=st.sampled_from(["zlib", "sparse"]))
 def test_random_edits_undo_redo_exact(seed, ops, codec):

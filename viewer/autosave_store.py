@@ -253,11 +253,11 @@ def _utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _read_meta(path: Path) -> tuple[dict[str, Any], np.ndarray]:
+def _read_meta(path: Path, *, with_diff: bool = False) -> tuple[dict[str, Any], np.ndarray | None]:
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-            diff = z["diff"]
+            diff = z["diff"] if with_diff else None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise AutosaveError(f"autosaved edits {path} cannot be read ({exc}); "
                             "discard them (they are not usable)") from exc
@@ -312,7 +312,8 @@ def restore(identity: SeriesIdentity, *, path: Path | None = None, directory: Pa
     path = Path(path) if path is not None else _edits_path(directory, identity)
     if not path.exists():
         raise AutosaveError(f"no autosaved edits at {path} for this series")
-    meta, diff = _read_meta(path)
+    meta, diff = _read_meta(path, with_diff=True)
+    assert diff is not None
     saved = _info(path, meta).identity
     if saved != identity:
         what = ("a different series" if saved.series_instance_uid != identity.series_instance_uid

@@ -227,7 +227,8 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
             info = label_info_from({"value": int(value), "name": str(name), "color": list(color)},
                                    LabelSource.READER)
             self._labels[info.value] = info
-        self._changed(None)
+            self._bump()
+        self._notify(None)
         return label_info_from(info)
 
     def update_label(self, value: int, *, name: str | None = None, color: Sequence[int] | None = None) -> None:
@@ -237,23 +238,27 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
             new = label_info_from({**old.to_json(), **({"name": name} if name is not None else {}),
                                    **({"color": list(color)} if color is not None else {})})
             self._labels[old.value] = new
-        self._changed(None)
+            self._bump()
+        self._notify(None)
 
     def set_decision(self, value: int, decision: Decision | str) -> None:
         """Accept / reject (or reset to pending) one label."""
         with self._lock:
             self.label(value).decision = Decision(decision)
-        self._changed(None)
+            self._bump()
+        self._notify(None)
 
     def set_review_state(self, state: ReviewState | str) -> None:
         with self._lock:
             self.review_state = ReviewState(state)
-        self._changed(None)
+            self._bump()
+        self._notify(None)
 
     def set_reader(self, name: str) -> None:
         with self._lock:
             self.reader = str(name)
-        self._changed(None)
+            self._bump()
+        self._notify(None)
 
     # ------------------------------------------------------------------ the one place voxels change
     def _apply_region(self, box: Box, new: np.ndarray, name: str) -> Box | None:
@@ -273,13 +278,18 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
                 self._stroke_parts.append((tb, diff))
             else:
                 self.history.push(Step.from_diff(name, tb, diff, self.undo_codec))
-        self._changed(tb)
+            self._bump()
+        self._notify(tb)
         return tb
 
-    def _changed(self, box: Box | None) -> None:
-        with self._lock:
-            self._revision += 1
-            self.modified = _utcnow()
+    def _bump(self) -> None:
+        """New revision; called with the lock held, together with the change itself, so a
+        snapshot never pairs new data with an old revision."""
+        self._revision += 1
+        self.modified = _utcnow()
+
+    def _notify(self, box: Box | None) -> None:
+        """Run the change callbacks (outside the lock, in the thread that made the change)."""
         for cb in list(self.on_change):
             cb(box)
 
@@ -358,7 +368,8 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
             new = np.bitwise_xor(target, step.diff())
             self._count_change(step.box, target, new)
             target[...] = new
-        self._changed(step.box)
+            self._bump()
+        self._notify(step.box)
         return step.box
 
     # ------------------------------------------------------------------ persistence support
