@@ -49,6 +49,7 @@ def main() -> int:
     w.state.set_layout("1x1", 0)
     w.actions_by_name["window_lung"].trigger()
     w.docks["DICOM tags"].raise_()
+    w.docks["Studies"].raise_()
     wait(app, lambda: True)
     w.grab().save(str(HERE / "viewer-lung.png"))
 

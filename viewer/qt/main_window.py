@@ -237,6 +237,14 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         else:
             self.resize(1400, 900)
+        self._state_restored = False
+
+    def showEvent(self, e) -> None:  # noqa: N802
+        """Dock layout is restored once the window exists (restoring earlier duplicates tab bars)."""
+        super().showEvent(e)
+        if self._state_restored:
+            return
+        self._state_restored = True
         st = self.settings.value("window_state")
         if isinstance(st, QByteArray) and not st.isEmpty():
             self.restoreState(st)
