@@ -290,6 +290,7 @@ def segment_volume(
     check_cancel(cancel)
 
     t = time.perf_counter()
+    report(progress, 0, int(vox.shape[0]), "starting the engine")
     if callable(engine) and not isinstance(engine, str):
         run, name, sha = engine, getattr(engine, "kind", "callable"), getattr(engine, "sha256", None)
     else:
@@ -347,6 +348,7 @@ def segment_volume(
     timings.update(preprocess=t_pre, inference=t_inf, resample_back=t_back)
 
     t = time.perf_counter()
+    report(progress, nz, nz, "post-processing")
     cleaned, record = postprocess_labels(labels, tuple(volume.spacing), settings)
     timings["postprocess"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start

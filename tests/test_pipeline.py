@@ -56,8 +56,9 @@ class TestExactStitching:
     def test_progress_per_batch(self, band) -> None:
         calls = []
         vox = np.full((5, 256, 256), -600, np.int16)
-        segment_volume(_vol(vox), band, batch_size=2, progress=lambda d, t, m: calls.append((d, t)))
-        assert calls == [(2, 5), (4, 5), (5, 5)]
+        segment_volume(_vol(vox), band, batch_size=2, progress=lambda d, t, m: calls.append((d, t, m)))
+        assert calls == [(0, 5, "starting the engine"), (2, 5, "slice 2/5"), (4, 5, "slice 4/5"),
+                         (5, 5, "slice 5/5"), (5, 5, "post-processing")]
 
     def test_threshold_labels(self, band) -> None:
         vox = np.full((1, 256, 256), -600, np.int16)
