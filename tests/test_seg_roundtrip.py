@@ -128,6 +128,41 @@ class TestRoundTrip:
         assert np.array_equal(read_seg(out, vol).labels, lab)
 
 
+class TestSourcesFromTheLoader:
+    def test_series_with_a_gap(self, tmp_path: Path) -> None:
+        load = pytest.importorskip("viewer.dicom.load")
+        vol0, _ = _series(tmp_path / "ct", nz=7, shuffle=False)
+        gap_uid = vol0.meta.sop_instance_uids[3]
+        Path(vol0.meta.source_files[3]).unlink()
+        vol = load.load_path(tmp_path / "ct")
+        assert vol.shape[0] == 7 and vol.meta.sop_instance_uids[3] == ""  # blank slice at the gap
+        lab = _labels(vol.shape, seed=4)
+        warnings: list[str] = []
+        out = write_seg(tmp_path / "seg.dcm", vol, lab, SEGS, warnings=warnings)
+        assert warnings and "without a source image" in warnings[0]
+        ds = pydicom.dcmread(out)
+        refs = {r.ReferencedSOPInstanceUID for r in ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+        assert gap_uid not in refs and len(refs) == 6
+        expected = lab.copy()
+        expected[3] = 0
+        assert np.array_equal(read_seg(out, vol).labels, expected)
+
+    def test_series_inside_a_zip(self, tmp_path: Path) -> None:
+        import zipfile
+
+        load = pytest.importorskip("viewer.dicom.load")
+        vol0, _ = _series(tmp_path / "ct", nz=4)
+        with zipfile.ZipFile(tmp_path / "study.zip", "w") as zf:
+            for f in vol0.meta.source_files:
+                zf.write(f, f"ct/{Path(f).name}")
+        vol = load.load_path(tmp_path / "study.zip")
+        if "!" not in vol.meta.source_files[0]:
+            pytest.skip("the loader does not reference zip members as archive!member")
+        lab = _labels(vol.shape, seed=5)
+        out = write_seg(tmp_path / "seg.dcm", vol, lab, SEGS)
+        assert np.array_equal(read_seg(out, vol).labels, lab)
+
+
 class TestReadErrors:
     def test_not_a_seg(self, tmp_path: Path) -> None:
         vol, _ = _series(tmp_path / "src", nz=3)

@@ -16,7 +16,9 @@ pseudonyms and its references use the session's consistently mapped UIDs.
 
 from __future__ import annotations
 
+import io
 import logging
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,45 +109,77 @@ def _description(number: int, seg: SegmentInfo):  # -> highdicom.seg.SegmentDesc
     return desc
 
 
+def _dcmread_header(ref: str) -> Dataset:
+    """Header of a source file; ``archive.zip!member`` (the scanner's zip references) is supported."""
+    path = Path(ref)
+    if not path.is_file() and "!" in ref:
+        archive, member = ref.split("!", 1)
+        if Path(archive).is_file() and zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                return pydicom.dcmread(io.BytesIO(zf.read(member)), stop_before_pixels=True)
+    return pydicom.dcmread(path, stop_before_pixels=True)
+
+
 def _read_sources(volume: Volume) -> list[Dataset]:
-    files = list(dict.fromkeys(volume.meta.source_files))
+    files = [f for f in dict.fromkeys(volume.meta.source_files) if f]  # "" = slice inserted for a gap
     if not files:
         raise ExportError("DICOM SEG export needs the source DICOM series (this volume has no source files); "
                           "export NIfTI instead, or open the series from DICOM")
     out = []
     for f in files:
         try:
-            out.append(pydicom.dcmread(f, stop_before_pixels=True))
-        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+            out.append(_dcmread_header(f))
+        except (OSError, KeyError, zipfile.BadZipFile, pydicom.errors.InvalidDicomError) as exc:
             raise ExportError(f"DICOM SEG export: cannot read source header {f} ({exc}); "
                               f"is the study folder still there?") from exc
     return out
 
 
-def _arrange(volume: Volume, labels: np.ndarray, sources: list[Dataset]) -> tuple[list[Dataset], np.ndarray]:
-    """Source datasets and the label frames in the order highdicom pairs them (frame i ↔ source i)."""
+def _dropped(labels: np.ndarray, gaps: list[int], warnings: list[str] | None) -> None:
+    """Note labelled voxels on slices that have no source image (gaps the loader filled)."""
+    n = int(np.count_nonzero(labels[gaps])) if gaps else 0
+    if n:
+        msg = (f"{n} labelled voxels on {len(gaps)} slice(s) without a source image (gaps in the series) "
+               f"are not in the DICOM SEG")
+        log.warning(msg)
+        if warnings is not None:
+            warnings.append(msg)
+
+
+def _arrange(volume: Volume, labels: np.ndarray, sources: list[Dataset],
+             warnings: list[str] | None = None) -> tuple[list[Dataset], np.ndarray]:
+    """Source datasets and the label frames in the order highdicom pairs them (frame i ↔ source i).
+
+    Slices without a source image (``""`` / ``None`` in the volume metadata: blank slices the
+    loader inserted at gaps) cannot be referenced and are left out.
+    """
     nz = volume.shape[0]
     meta = volume.meta
     if len(sources) == 1 and int(sources[0].get("NumberOfFrames", 1)) > 1:
         nframes = int(sources[0].NumberOfFrames)
         fns = list(meta.frame_numbers)
-        if len(fns) != nz or any(f is None or not 1 <= int(f) <= nframes for f in fns):
+        if len(fns) != nz or any(f is not None and not 1 <= int(f) <= nframes for f in fns) or \
+                all(f is None for f in fns):
             raise ExportError(f"multi-frame source: volume.meta.frame_numbers must give a frame 1..{nframes} "
                               f"for each of the {nz} slices, got {fns[:5]}...")
+        keep = [z for z in range(nz) if fns[z] is not None]
+        _dropped(labels, [z for z in range(nz) if fns[z] is None], warnings)
         frames = np.zeros((nframes, *labels.shape[1:]), labels.dtype)
-        frames[np.asarray(fns, int) - 1] = labels
+        frames[np.asarray([fns[z] for z in keep], int) - 1] = labels[keep]
         return sources, frames
-    if len(sources) != nz:
-        raise ExportError(f"DICOM SEG export: {len(sources)} source images for {nz} slices; "
-                          f"the SEG must be written on the series it was computed on")
     uids = [str(u) for u in meta.sop_instance_uids]
-    if len(uids) == nz and all(uids):
+    if len(uids) == nz and any(uids):
+        keep = [z for z in range(nz) if uids[z]]
         by_uid = {str(ds.SOPInstanceUID): ds for ds in sources}
-        missing = [u for u in uids if u not in by_uid]
+        missing = [uids[z] for z in keep if uids[z] not in by_uid]
         if missing:
             raise ExportError(f"DICOM SEG export: source SOPInstanceUID {missing[0]} of the volume is not among "
                               f"the source headers given")
-        sources = [by_uid[u] for u in uids]
+        _dropped(labels, [z for z in range(nz) if not uids[z]], warnings)
+        return [by_uid[uids[z]] for z in keep], labels[keep]
+    if len(sources) != nz:
+        raise ExportError(f"DICOM SEG export: {len(sources)} source images for {nz} slices; "
+                          f"the SEG must be written on the series it was computed on")
     return sources, labels
 
 
@@ -155,7 +189,7 @@ def build_seg(volume: Volume, labels: np.ndarray, segments: Sequence[SegmentInfo
               series_number: int = 900, manufacturer: str = "clinical-viewer",
               manufacturer_model_name: str = "clinical-viewer", software_versions: str = SOFTWARE_VERSION,
               device_serial_number: str = "0", content_creator_name: str | None = None,
-              content_description: str | None = None) -> Dataset:
+              content_description: str | None = None, warnings: list[str] | None = None) -> Dataset:
     """The SEG dataset (not saved); arguments as in :func:`write_seg`."""
     import highdicom as hd
 
@@ -179,7 +213,7 @@ def build_seg(volume: Volume, labels: np.ndarray, segments: Sequence[SegmentInfo
     numbered = lut[labels.astype(np.intp)]
 
     sources = list(source_datasets) if source_datasets is not None else _read_sources(volume)
-    sources, frames = _arrange(volume, numbered, sources)
+    sources, frames = _arrange(volume, numbered, sources, warnings)
     anon = anonymizer or (session_anonymizer() if anonymize else None)
     if anon is not None:
         sources = [anon.dataset(ds) for ds in sources]
@@ -210,7 +244,8 @@ def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Se
               series_description: str = "AI segmentation", series_number: int = 900,
               manufacturer: str = "clinical-viewer", manufacturer_model_name: str = "clinical-viewer",
               software_versions: str = SOFTWARE_VERSION, device_serial_number: str = "0",
-              content_creator_name: str | None = None, content_description: str | None = None) -> Path:
+              content_creator_name: str | None = None, content_description: str | None = None,
+              warnings: list[str] | None = None) -> Path:
     """Write ``labels`` as a DICOM SEG on ``volume``'s source series; atomic.
 
     Parameters
@@ -227,6 +262,8 @@ def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Se
         :func:`viewer.anonymize.session_anonymizer` unless an ``anonymizer`` (or a ``UidMap`` as
         ``uid_map``) is given, so pseudonyms and UIDs agree across a session's exports.
     content_creator_name : the reader, for edited segments (dropped when anonymising).
+    warnings : a list that receives non-fatal problems (e.g. labels on slices that have no
+        source image because the series has gaps; those slices cannot be referenced).
 
     Returns
     -------
@@ -245,7 +282,8 @@ def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Se
                     series_description=series_description, series_number=series_number,
                     manufacturer=manufacturer, manufacturer_model_name=manufacturer_model_name,
                     software_versions=software_versions, device_serial_number=device_serial_number,
-                    content_creator_name=content_creator_name, content_description=content_description)
+                    content_creator_name=content_creator_name, content_description=content_description,
+                    warnings=warnings)
     path = Path(path)
     with atomic_path(path) as tmp:
         seg.save_as(tmp, enforce_file_format=True)
