@@ -49,7 +49,7 @@ def sample_scanner(rng: np.random.Generator, spacing_mm: float) -> Scanner:
     sharp = rng.random() < 0.4
     thick = float(rng.choice([0.625, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0, 5.0, 8.0]))
     # noise of a 0.7 mm x 1 mm voxel, reduced by the output voxel size
-    base = rng.uniform(40, 110) if sharp else rng.uniform(8, 35)
+    base = rng.uniform(40, 120) if sharp else rng.uniform(8, 45)
     noise = base * np.sqrt(0.7 * 0.7 * 1.0 / (spacing_mm**2 * thick))
     noise = float(np.clip(noise, 3.0, 150.0))
     return Scanner(
