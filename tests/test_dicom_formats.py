@@ -165,6 +165,17 @@ class TestPydicomSamples:
         ref = load_path(get_testdata_file("MR_small.dcm")).voxels
         np.testing.assert_array_equal(load_path(get_testdata_file(name)).voxels, ref)
 
+    def test_deflated(self):
+        p = get_testdata_file("image_dfl.dcm")
+        vol = load_path(p)
+        np.testing.assert_array_equal(vol.voxels[0], pydicom.dcmread(p).pixel_array)
+
+    def test_legacy_multiframe_without_geometry(self):
+        vol = load_path(get_testdata_file("examples_ybr_color.dcm"))
+        assert vol.shape == (30, 240, 320) and vol.is_rgb
+        assert vol.meta.frame_numbers == list(range(1, 31))
+        assert any("no ImagePositionPatient" in w for w in vol.warnings)
+
     def test_ybr_and_palette_become_rgb(self):
         for name in ("examples_ybr_color.dcm", "examples_palette.dcm"):
             vol = load_path(get_testdata_file(name))

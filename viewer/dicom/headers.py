@@ -33,6 +33,7 @@ NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.2": ">",  # explicit VR big endian (retired)
 }
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+DEFLATED = "1.2.840.10008.1.2.1.99"  # deflated explicit VR little endian: native pixels once inflated
 _FAST_BYTES = 64 * 1024  # headers are read from the first 64 KiB when the fast reader handles them
 _PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 _PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
@@ -41,7 +42,7 @@ _PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
 @lru_cache(maxsize=64)
 def decoder_available(transfer_syntax: str) -> str:
     """Empty string when pixel data in ``transfer_syntax`` can be decoded here, else the reason."""
-    if transfer_syntax in NATIVE_SYNTAXES:
+    if transfer_syntax in NATIVE_SYNTAXES or transfer_syntax == DEFLATED:
         return ""
     from pydicom.pixels import get_decoder
 
@@ -218,7 +219,10 @@ def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] |
         if not ts:
             ts = "1.2.840.10008.1.2"  # no meta: implicit VR little endian (PS3.5 default)
         off, length = _pixel_location(f, ts) if ts in NATIVE_SYNTAXES else (None, None)
-        if ts not in NATIVE_SYNTAXES:
+        if ts == DEFLATED:  # the file position says nothing inside a deflated stream: inflate it all
+            f.seek(0)
+            off = 0 if "PixelData" in pydicom.dcmread(f, force=force) else None
+        elif ts not in NATIVE_SYNTAXES:
             pos = f.tell()
             has_pixels = f.read(4) in (_PIXEL_TAG_LE, _PIXEL_TAG_BE)
             off = pos if has_pixels else None
