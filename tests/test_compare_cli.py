@@ -44,6 +44,11 @@ def _install(tmp_path: Path, name: str, *, perturb_int8: bool = False) -> Path:
     work = tmp_path / f"build-{name}"
     work.mkdir()
     net = tiny_unet(seed=2, num_classes=3)
+    # centre the random head on the phantom so that all three labels occur (a non-trivial comparison)
+    x = np.clip((_phantom_hu()[:, None, :32, :32].astype(np.float32) + 1350.0) / 1500.0, 0, 1)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x))
+        net.head.bias -= logits.mean(dim=(0, 2, 3))
     torch.save(net.state_dict(), work / "model.pt")
     onnx_path = export_onnx(net, work / "model.onnx", size=32)
     files = {"onnx": onnx_path, "torch": work / "model.pt"}
@@ -67,6 +72,7 @@ def test_compare_passes_and_writes_outputs(tmp_path, dicom_dir, capsys):
     assert pair["passed"] and pair["logits_max_abs"] < 1e-4
     assert len(pair["per_slice"]["flips"]) == 6 and len(pair["per_slice"]["dice"]) == 6
     assert {m["name"] for m in pair["labels"]} == {"tissue", "lesion"}
+    assert all(m["voxels_a"] > 0 and m["dice"] > 0.999 for m in pair["labels"])
     assert set(doc["timing"]) == {"torch", "onnx"} and doc["timing"]["onnx"]["per_slice_ms"] > 0
     assert doc["thresholds"]["dice_fp32"] == 0.999
     assert doc["series"]["description"] == "cmp test"
@@ -78,8 +84,22 @@ def test_compare_passes_and_writes_outputs(tmp_path, dicom_dir, capsys):
 
     code = main(["compare", str(dicom_dir), "--model", "tiny", "--engines", "torch,onnx", "--anonymize",
                  "--out", str(tmp_path / "anon")])
-    anon = json.loads((tmp_path / "anon" / "compare.json").read_text())
-    assert code == 0 and "series_instance_uid" not in anon["series"] and "description" not in anon["series"]
+    anon_doc = json.loads((tmp_path / "anon" / "compare.json").read_text())
+    assert code == 0 and "series_instance_uid" not in anon_doc["series"] and "description" not in anon_doc["series"]
+    if (out / "report.pdf").exists():  # the PDF exporter is installed: it must carry the verdict
+        import shutil
+        import subprocess
+
+        assert "report.pdf" in doc["files"] and not doc["export_problems"]
+        if shutil.which("pdftotext"):
+            txt = subprocess.run(["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True).stdout
+            assert "Verdict: PASS" in txt
+            anon = subprocess.run(["pdftotext", str(tmp_path / "anon" / "report.pdf"), "-"], capture_output=True,
+                                  text=True).stdout
+            assert "Verdict: PASS" in anon and "Secret" not in anon
+    else:
+        assert doc["export_problems"] == [], doc["export_problems"]
+
 
 
 def test_failing_verdict_exits_1(tmp_path, dicom_dir, capsys):

@@ -103,6 +103,9 @@ def test_volume_input_through_the_package(gated, tmp_path):
     assert {res.to_original_z(z) for z in np.nonzero(p.slice_flips)[0]} <= {1, 2}  # head→feet canonical order
     assert res.spacing == pytest.approx((3.0, 0.7, 0.7))
     assert res.image.shape == (8, 32, 32) and res.image.dtype == np.uint8
+    on_vol = res.labels_on_volume("onnx-int8")
+    assert on_vol.shape == hu.shape and np.array_equal(on_vol, res.labels["onnx-int8"][::-1])
+    assert (on_vol[1:3] == 2).any() and not (on_vol[3:] == 2).any()  # lesion label where the blobs are
 
 
 def test_cancel_and_bad_engines(gated, tmp_path):

@@ -113,10 +113,12 @@ def difference_figure(result: Any, colors: dict[int, tuple[int, int, int]], *, m
 
 
 def _write_report(out: Path, result: Any, volume: Any, package: Any, args: argparse.Namespace,
-                  doc: dict[str, Any]) -> tuple[list[str], list[str]]:
+                  doc: dict[str, Any], figure: np.ndarray | None = None) -> tuple[list[str], list[str]]:
     """Hook for the PDF exporter: ``viewer.export.report.write_report`` when importable.
 
-    Returns (files written, problems); a failing report never fails the comparison.
+    The report shows the reference engine's mask on the series, the parity verdict (``doc``, the
+    ``compare.json`` content) and the worst-slice figure. Returns (files written, problems); a
+    failing report never hides the verdict.
     """
     try:
         from viewer.export.report import write_report
@@ -124,9 +126,17 @@ def _write_report(out: Path, result: Any, volume: Any, package: Any, args: argpa
         log.debug("PDF report export not available")
         return [], []
     try:
-        write_report(out / "report.pdf", volume=volume, comparison=result, stats=doc,
-                     anonymize=bool(getattr(args, "anonymize", False)))
+        ref = result.reference
+        write_report(
+            out / "report.pdf", volume=volume, labels=result.labels_on_volume(ref, volume.shape),
+            model_info={"name": package.name, "version": package.version, "engine": ref,
+                        "sha256": package.files["onnx"].sha256},
+            labels_info={lab.value: {"name": lab.name, "color": list(lab.color)} for lab in package.labels},
+            parity=doc, key_images=[("Worst slice: A | B | difference", figure)] if figure is not None else None,
+            anonymize=bool(getattr(args, "anonymize", False)), title="PyTorch vs ONNX parity report",
+        )
     except Exception as exc:  # noqa: BLE001 - an export problem must not hide the verdict
+        log.debug("report failed", exc_info=True)
         return [], [f"PDF report not written: {exc}"]
     return ["report.pdf"], []
 
@@ -171,7 +181,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         bar.close()
     out = ensure_folder(args.out)
     colors = {lab.value: tuple(lab.color) for lab in package.labels}
-    write_png(out / PNG_NAME, difference_figure(result, colors))
+    figure = difference_figure(result, colors)
+    write_png(out / PNG_NAME, figure)
     doc = {
         "tool": "clinical-viewer compare",
         "series": _series_info(vol, bool(args.anonymize)),
@@ -181,7 +192,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         **result.to_dict(per_slice=True),
         "loader_warnings": [] if args.anonymize else list(vol.warnings),
     }
-    files, problems = _write_report(out, result, vol, package, args, doc)
+    files, problems = _write_report(out, result, vol, package, args, doc, figure)
     doc["files"] = [JSON_NAME, PNG_NAME, *files]
     doc["export_problems"] = problems
     write_bytes_atomic(out / JSON_NAME, json.dumps(doc, indent=1, allow_nan=False).encode("utf-8"))
