@@ -160,6 +160,15 @@ class TestSplitting:
         got = sorted(int(load_stack(s).voxels[0, 0, 0]) for s in stacks)
         assert got == sorted([int(v[0, 0, 0]), int(v[0, 0, 0]) + 1])
 
+    def test_near_identical_positions_are_duplicates(self, tmp_path):
+        v = ct((3, 8, 8), seed=10)
+        write_series(tmp_path / "a", v, series_uid="1.2.3.7", positions=[(0, 0, z) for z in (0.0, 2.0, 4.0)])
+        write_series(tmp_path / "b", v, series_uid="1.2.3.7", positions=[(0, 0, z) for z in (0.006, 2.0, 4.006)])
+        stacks = scan(tmp_path).stacks
+        assert [s.image_count for s in stacks] == [3, 3]
+        for s in stacks:
+            assert load_stack(s).shape == (3, 8, 8)
+
     def test_duplicates_split_by_acquisition_number(self, tmp_path):
         v = ct((3, 8, 8), seed=9)
         write_series(tmp_path / "a", v, series_uid="1.2.3.5", extra={"AcquisitionNumber": 1})

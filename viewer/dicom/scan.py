@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from viewer.dicom.geometry import analyse_positions, orientation_label, slice_normal
+from viewer.dicom.geometry import ABS_TOL_MM, analyse_positions, orientation_label, slice_normal
 from viewer.dicom.headers import read_header
 from viewer.dicom.records import FileInfo, FrameRecord, NonImageObject, SkippedFile
 from viewer.dicom.sources import list_sources
@@ -185,12 +185,21 @@ def _group_key(f: FrameRecord) -> tuple:
             f.stack_key, per_file)
 
 
+def _position_keys(frames: list[FrameRecord]) -> list[int]:
+    """Same key for frames whose positions along the normal are within ABS_TOL_MM (one position)."""
+    n = slice_normal(frames[0].orientation)  # type: ignore[arg-type]
+    d = np.array([float(np.dot(f.position, n)) for f in frames])  # type: ignore[arg-type]
+    order = np.argsort(d, kind="stable")
+    keys = np.empty(len(d), dtype=int)
+    keys[order] = np.concatenate([[0], np.cumsum(np.diff(d[order]) > ABS_TOL_MM)])
+    return keys.tolist()
+
+
 def _split_duplicates(frames: list[FrameRecord]) -> tuple[list[list[FrameRecord]], str]:
     """Split frames so that no position occurs twice in one group."""
     if frames[0].position is None or frames[0].orientation is None:
         return [frames], ""
-    n = slice_normal(frames[0].orientation)
-    keys = [round(float(np.dot(f.position, n)), 2) for f in frames]
+    keys = _position_keys(frames)
     if len(set(keys)) == len(keys):
         return [frames], ""
     by_acq: dict[str, list[FrameRecord]] = defaultdict(list)
@@ -200,7 +209,7 @@ def _split_duplicates(frames: list[FrameRecord]) -> tuple[list[list[FrameRecord]
         return [[f for f, _ in g] for _, g in sorted(by_acq.items())], "AcquisitionNumber differs"
     order = sorted(range(len(frames)), key=lambda i: (frames[i].instance_number or 0,
                                                       frames[i].file.sop_instance_uid, frames[i].frame or 0))
-    seen: dict[float, int] = defaultdict(int)
+    seen: dict[int, int] = defaultdict(int)
     copies: dict[int, list[FrameRecord]] = defaultdict(list)
     for i in order:
         copies[seen[keys[i]]].append(frames[i])
