@@ -56,6 +56,13 @@ class TestStoredValues:
         assert vol.voxels.dtype == np.int16
         np.testing.assert_array_equal(vol.voxels, v)
 
+    def test_intercept_outside_int16_range(self, tmp_path):
+        v = np.random.default_rng(13).integers(0, 4000, (3, 8, 8))
+        write_series(tmp_path, v, modality="MR", rescale_intercept=-40000, signed=False, window=None)
+        vol = load_path(tmp_path)
+        assert vol.voxels.dtype == np.int16
+        np.testing.assert_array_equal(vol.voxels, v)
+
     def test_result_outside_int16_becomes_float32(self, tmp_path):
         v = np.random.default_rng(4).integers(0, 60000, (3, 8, 8)).astype(np.int32)
         write_series(tmp_path, v, modality="MR", rescale_intercept=0, signed=False)

@@ -138,15 +138,20 @@ def _rescale_int16(out: np.ndarray, recs: list[FrameRecord | None], unsigned: bo
     if len(slopes) == 1 and len(inters) == 1:
         s, b = slopes.pop(), inters.pop()
         if s != 1:
-            np.multiply(out, np.int16(s), out=out, casting="unsafe")
+            np.multiply(out, _scalar(s), out=out, casting="unsafe")
         if b:
-            np.add(out, np.int16(b) if INT16[0] <= b <= INT16[1] else b, out=out, casting="unsafe")
+            np.add(out, _scalar(b), out=out, casting="unsafe")
         return out
     for z, r in present:
         if int(r.slope) != 1:
-            np.multiply(out[z], np.int16(int(r.slope)), out=out[z], casting="unsafe")
-        out[z] += np.int16(int(r.intercept))
+            np.multiply(out[z], _scalar(int(r.slope)), out=out[z], casting="unsafe")
+        np.add(out[z], _scalar(int(r.intercept)), out=out[z], casting="unsafe")
     return out
+
+
+def _scalar(v: int) -> np.integer:
+    """int16 scalar when it fits (in-place int16 maths), else int64 (wraps back exactly on the cast)."""
+    return np.int16(v) if INT16[0] <= v <= INT16[1] else np.int64(v)
 
 
 def _meta(stack: Stack, layout: SliceLayout, mid: FrameRecord, color: bool) -> VolumeMeta:
