@@ -100,6 +100,10 @@ class Patient:
     dome_rx: float = 95.0
     dome_ry: float = 110.0
     med_x: float = 2.0
+    med_w: float = 40.0  # mediastinal half-width at the arch / pulmonary artery level, mm
+    arm_gap: float = 5.0  # mm of air between arm and chest wall (negative: skin contact)
+    eso_air: bool = False
+    fissures: np.ndarray | None = None  # [2, 3]: per side (z at posterior top, z at anterior bottom, bow mm)
 
 
 def _u(rng: np.random.Generator, a: float, b: float) -> float:
@@ -316,6 +320,16 @@ def sample_patient(rng: np.random.Generator, *, length: float | None = None, tre
         gutter=_u(rng, 0, 12), cav_dx=_u(rng, -5, 5), dome_cx=_u(rng, 35, 55), dome_cy=_u(rng, -20, 5),
         dome_rx=_u(rng, 0.42, 0.55) * A, dome_ry=_u(rng, 0.7, 0.9) * Bp, med_x=_u(rng, -2, 6),
     )
+    p.arm_gap = _u(rng, -6, 18)
+    p.med_w = _u(rng, 30, 50)
+    p.eso_air = bool(rng.random() < 0.4)
+    p.fissures = np.array([[z_carina - L * _u(rng, 0.02, 0.1), z_dome_r + L * _u(rng, 0.0, 0.05), _u(rng, -15, 15)],
+                           [z_carina - L * _u(rng, 0.05, 0.12), z_dome_l + L * _u(rng, 0.0, 0.05), _u(rng, -15, 15)]])
+    if p.emphysema > 0.4:  # apical bullae: air spaces that are still lung
+        for _k in range(int(rng.integers(1, 5))):
+            side = rng.choice([-1, 1])
+            c = np.array([side * _u(rng, 40, 90), _u(rng, -30, 40), z_apex + _u(rng, 10, 60)])
+            p.patches.append((sample_blob(rng, c, _u(rng, 6, 25), 0.3), -995.0))
     vr, ar = _lung_trees(rng, p, -1, hil_r, tree_points, z_focus)
     vl, al = _lung_trees(rng, p, +1, hil_l, tree_points, z_focus)
     p.vessels = concat_segments([vr, vl])

@@ -141,6 +141,7 @@ def render_tubes(p: Patient, g: Grid, z: float, dz: float) -> dict[str, np.ndarr
         "mlum": _tube(g, p.airways_main, z, dz, radius_scale=0.85),
         "mad": _tube(g, p.airways_main, z, dz, radius_add=3.0),
         "eso": _tube(g, p.esophagus, z, dz),
+        "elum": _tube(g, p.esophagus, z, dz, radius_scale=0.35) if p.eso_air else np.zeros(g.X.shape, _F),
         "esod": _tube(g, p.esophagus, z, dz, radius_add=3.0),
         "vf": _tube(g, p.vessels, z, dz),
         "vbig": _tube(g, p.vessels.subset(p.vessels.r >= 2.6), z, dz, radius_add=1.0),
@@ -186,7 +187,7 @@ def _arms_breasts(p: Patient, g: Grid, z: float, A: float, Ba: float) -> tuple[n
     if p.arms_down and zf < 0.8:
         ra = 40 * p.A / 165 * (1 - 0.25 * float(smoothstep(0.3, 0.8, zf)))
         for side in (-1, 1):
-            cx = side * (A + ra + 3 + 10 * zf)
+            cx = side * (A + ra + p.arm_gap + 6 * zf)
             cy = -0.1 * p.Bp
             arms.append((cx, cy, ra))
             m = ((X - cx) / ra) ** 2 + ((Y - cy) / (ra * 1.1)) ** 2 <= 1
@@ -307,17 +308,32 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     he = heart_field(p, X, Y, z)
     med = (np.abs(X) < sr + 6) & (Y > p.spine_y - sr - 10)
     med |= (np.abs(X - p.med_x) < 3 + 3 * float(smoothstep(0.1 * L, 0.3 * L, z)))
+    # mediastinal envelope: sternum-to-spine ellipse, widest (and skewed left) at the arch/PA level
+    up = float(smoothstep(0.08 * L, p.z_carina, z))
+    down = float(smoothstep(p.heart[5], p.heart[5] + 0.1 * L, z))
+    w = p.med_w * (0.45 + 0.55 * up) * (1 - 0.45 * down)
+    y_ant = -float(body_axes(p, z)[1]) + p.wall_ant
+    yc, h = (p.spine_y + y_ant) / 2, (p.spine_y - y_ant) / 2
+    med |= ((X - p.med_x - 9 * up) / w) ** 2 + ((Y - yc) / h) ** 2 < 1
     med |= (he < 1.12) | (tubes["vbig"] > 0.5) | (tubes["mvd"] > 0.5) | (tubes["mad"] > 0.5) | (tubes["esod"] > 0.5)
     k = max(3, int(round(16 / s)) | 1)
     med = cv2.morphologyEx(med.view(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
     lung = thorax & env & ~med
     fill = cav & ~lung
     hu[fill] = -92 + 12 * tex(1.5, 4)[fill]
-    nodes = fill & (tex(2.0, 5) > 1.9)
+    nodes = fill & (tex(2.5, 5) > 2.2)
     hu[nodes] = 35  # lymph nodes / unnamed soft tissue in the mediastinal fat
     if z < p.z_apex + 0.08 * L:  # thoracic inlet / neck: muscles, thyroid, fat
         nk = thorax & ~env & ~med
-        hu[nk] = np.where(tex(3.0, 6)[nk] > -0.9, 45, -85)
+        tn = tex(3.0, 6)
+        hu[nk] = np.where((np.abs(tn[nk]) < 0.1) | (tn[nk] > 2.0), _F(-85), 45 + 5 * tn[nk])  # muscles, fat planes
+        tr = p.airways_main
+        t = float(np.clip((z - tr.p0[0, 2]) / (tr.p1[0, 2] - tr.p0[0, 2]), 0, 1))
+        tx, ty = tr.p0[0, :2] + t * (tr.p1[0, :2] - tr.p0[0, :2])
+        if z < 0.1 * L:  # thyroid lobes beside the trachea
+            for sd in (-1, 1):
+                th_ = (((X - tx - sd * 19) / 9) ** 2 + ((Y - ty + 3) / 14) ** 2 <= 1) & ~med
+                hu[th_ & cav] = 130 if p.contrast else 90
     if abd.any():
         abdomen(p, g, z, hu, abd, tex)
     # --- lung parenchyma ---------------------------------------------------------------------
@@ -327,6 +343,14 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     lhu += (p.blood_hu * 0.5 + 550) * np.clip(tex(0.5, 14) - 1.8, 0, 0.7) * _F(min(1.0, 1.2 / s))
     if p.emphysema > 0:
         lhu = np.where(tex(2.0, 9) > 1.7 - 0.9 * p.emphysema, _F(-965), lhu)
+    if p.fissures is not None:  # oblique fissures: thin lines, posterior-high to anterior-low
+        for side, (zt, zb, bow) in zip((-1, 1), p.fissures):
+            t = (z - zt) / (zb - zt)
+            if 0 < t < 1:
+                yf = p.Bp * 0.6 - t * (p.Bp * 0.6 + p.Ba * 0.8) + bow * np.sin(np.clip((np.abs(X) - 20) / 120, 0, 1) * np.pi)
+                dd = np.abs(Y - yf - 0.25 * (np.abs(X) - 60)) / _F(max(s, 0.5))
+                fis = (dd < 1.0) & ((X * side) > 0)
+                lhu = np.where(fis, lhu + (1.0 - dd) * _F(min(1.0, 0.8 / s) * 250), lhu)
     hu[lung] = lhu[lung]
     for blob, phu in p.patches:
         f = blob_fraction(g, blob, z, edge_mm=6.0)
@@ -354,6 +378,7 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     if heart.any():
         heart_detail(p, g, z, hu, heart, tex)
     hu += tubes["eso"] * (_F(38) - hu)
+    hu += tubes["elum"] * (_F(-990) - hu)
     hu += tubes["mv"] * (_F(p.blood_hu) - hu)
     hu += tubes["mair"] * (_F(30) - hu)
     hu += tubes["mlum"] * (_F(-995) - hu)

@@ -53,11 +53,11 @@ def cavity_field(p: Patient, X: np.ndarray, Y: np.ndarray, z: np.ndarray | float
     Ai, Bai, Bpi = cavity_axes(p, z)
     yn = np.where(Y < 0, Y / Bai, Y / Bpi)
     xn = (X - p.cav_dx) / Ai
-    # exponent 2 anteriorly, squarer (3) posteriorly: posterior gutters are deep and round
+    # exponent 2 anteriorly, squarer (~2.5) posteriorly: posterior gutters are deep and round
     ax, ay = np.abs(xn), np.abs(yn)
     a2, y2 = ax * ax, ay * ay
-    post = np.cbrt(a2 * ax + y2 * ay)
     ant = np.sqrt(a2 + y2)
+    post = 0.5 * (np.cbrt(a2 * ax + y2 * ay) + ant)  # ~ exponent 2.5
     return np.where(Y < 0, ant, post)
 
 

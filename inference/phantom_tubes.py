@@ -259,10 +259,13 @@ def attractor_tree(
     starts = np.asarray(root, np.float64).reshape(1, 3)
     live = np.arange(n)
     o0, o1, orr, og = [], [], [], []
+    three = np.arange(3)
     for gen in range(max_gen):
         nb = len(starts)
+        P = pts[live]
+        idx3 = (bid[:, None] * 3 + three).ravel()
         cnt = np.bincount(bid, minlength=nb).astype(np.float64)
-        cen = np.stack([np.bincount(bid, weights=pts[live, k], minlength=nb) for k in range(3)], 1) / cnt[:, None]
+        cen = np.bincount(idx3, weights=P.ravel(), minlength=3 * nb).reshape(nb, 3) / cnt[:, None]
         f = rng.uniform(*reach, size=nb) if gen else np.full(nb, first_reach)
         f = np.where(cnt <= 1, 1.0, f)
         ends = starts + (cen - starts) * f[:, None]
@@ -273,14 +276,15 @@ def attractor_tree(
         alive = cnt[bid] >= 2
         if not alive.any():
             break
-        sq = np.stack([np.bincount(bid, weights=pts[live, k] ** 2, minlength=nb) for k in range(3)], 1) / cnt[:, None]
+        sq = np.bincount(idx3, weights=(P * P).ravel(), minlength=3 * nb).reshape(nb, 3) / cnt[:, None]
         var = sq - cen**2 + rng.uniform(0, 4.0, size=(nb, 3))  # jitter: less regular splits
         axis = np.argmax(var, axis=1)
         a_pt = axis[bid]
-        side = pts[live, a_pt] > cen[bid, a_pt]
+        side = P[np.arange(len(P)), a_pt] > cen[bid, a_pt]
         key = bid * 2 + side
-        live, key, bid_par = live[alive], key[alive], bid[alive]
-        uniq, inv = np.unique(key, return_inverse=True)
-        starts = ends[uniq // 2]
-        bid = inv
+        live, key = live[alive], key[alive]
+        present = np.bincount(key, minlength=2 * nb) > 0  # relabel children 0..k-1 without sorting
+        newid = np.cumsum(present) - 1
+        starts = ends[np.flatnonzero(present) // 2]
+        bid = newid[key]
     return Segments(np.concatenate(o0), np.concatenate(o1), np.concatenate(orr), np.concatenate(og))
