@@ -22,6 +22,9 @@ pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None or shutil.whic
                                 reason="poppler-utils (pdftotext, pdftoppm) missing")
 
 NAME, PID, BIRTH = "Zyxwvutsky^Quintessa", "PID-8831-XQ", "19431127"
+# realistic full-length UIDs (a short UID could be a prefix of a replacement UID by chance)
+STUDY_UID = "1.3.6.1.4.1.14519.5.2.1.6655.2359.104855313699639828167809534834"
+SERIES_UID = "1.3.6.1.4.1.14519.5.2.1.6655.2359.207154000962366030572161098311"
 INFO = {1: {"name": "Right lung", "color": (230, 96, 60)}, 2: {"name": "Left lung", "color": (60, 140, 230)},
         3: {"name": "Lesion", "color": (250, 220, 40)}}
 MODEL = {"name": "lungseg-unet", "version": "1.2.0", "engine": "onnx", "provider": "CPUExecutionProvider",
@@ -46,7 +49,7 @@ def phantom(nz: int = 16, n: int = 96) -> tuple[Volume, np.ndarray]:
     lab = np.zeros(hu.shape, np.uint8)
     lab[right], lab[left], lab[lesion] = 1, 2, 3
     meta = VolumeMeta(modality="CT", patient_name=NAME, patient_id=PID, patient_birth_date=BIRTH, patient_sex="F",
-                      study_instance_uid="1.2.826.0.1.3680043.8.498.11", series_instance_uid="1.2.826.0.1.3680043.8.498.12",
+                      study_instance_uid=STUDY_UID, series_instance_uid=SERIES_UID,
                       study_date="20240305", study_description="CT chest Zyxwvutsky", series_description="Thorax 1mm",
                       series_number=3, source_files=[f"/data/{NAME}/img{k}.dcm" for k in range(nz)])
     return Volume(hu, (4.0, 3.0, 3.0), meta=meta, warnings=[f"slice gap at /data/{NAME}/img7.dcm"]), lab
@@ -182,6 +185,20 @@ class TestAutoKeyImages:
         lesion_img = images[2].rgb
         assert ((lesion_img == (250, 220, 40)).all(axis=2)).any()  # lesion outline in its colour
         assert all(k.rgb.dtype == np.uint8 and min(k.rgb.shape[:2]) >= 384 for k in images)
+
+    def test_specks_get_no_key_image_but_are_listed(self) -> None:
+        from viewer.export.report_sections import lesion_rows
+
+        vol, lab = phantom()
+        lab[2, 5, 80] = 3  # a one-voxel "lesion" far from the real one
+        stats = segment_statistics(lab, vol.voxels, vol.spacing, label_names={k: v["name"] for k, v in INFO.items()})
+        assert stats["lesions"]["3"]["count"] == 2
+        images = auto_key_images(vol, lab, labels_info=INFO, stats=stats, coronal=False, min_lesion_mm=5.0)
+        assert len(images) == 2  # largest lung slice + the real lesion only
+        rows, note = lesion_rows(stats, vol.shape[0], str)
+        assert len(rows) == 2 and note == ""
+        rows, note = lesion_rows(stats, vol.shape[0], str, max_rows=1)
+        assert len(rows) == 1 and note.startswith("1 smaller component(s) not listed")
 
     def test_empty_labels(self) -> None:
         vol, lab = phantom(nz=8, n=48)

@@ -303,13 +303,15 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
         story.append(grid_table(header, rows, st, [first] + [(WIDTH - first) / (n - 1)] * (n - 1)))
     else:
         story.append(Paragraph("No segmented structures.", st.body))
-    les = lesion_rows(stats, volume.shape[0], clean)
+    les, les_note = lesion_rows(stats, volume.shape[0], clean)
     if stats.get("lesions"):
         story.append(Paragraph("Lesions", st.h2))
         if les:
             story.append(grid_table(["#", "Label", "Volume (mL)", "Longest axial diameter (mm)", "Measured on slice",
                                      "Slices", "HU mean"], les, st,
                                     [10 * mm, 34 * mm, 22 * mm, 36 * mm, 28 * mm, 26 * mm, 24 * mm]))
+            if les_note:
+                story.append(Paragraph(esc(les_note), st.small))
         else:
             story.append(Paragraph("No lesion found by the model.", st.body))
     if measurements:

@@ -112,7 +112,8 @@ def _position(volume: Volume, z: int) -> str:
 
 
 def auto_key_images(volume: Volume, labels: np.ndarray, *, labels_info: Mapping[int, Any] | None = None,
-                    stats: Mapping[str, Any] | None = None, max_lesions: int = 6, coronal: bool = True,
+                    stats: Mapping[str, Any] | None = None, max_lesions: int = 6, min_lesion_mm: float = 3.0,
+                    coronal: bool = True,
                     window: tuple[float, float] | None = None, min_size: int = 384) -> list[KeyImage]:
     """Key images for a label map on ``volume``.
 
@@ -122,7 +123,8 @@ def auto_key_images(volume: Volume, labels: np.ndarray, *, labels_info: Mapping[
     labels : uint8 [z, y, x] label map on the same grid.
     labels_info : value → name/colour (see :func:`label_styles`).
     stats : :func:`viewer.segstats.segment_statistics` output; its lesion components give the
-        lesion slices and calipers (largest ``max_lesions`` first).
+        lesion slices and calipers (largest ``max_lesions`` first, only those with a longest axial
+        diameter of at least ``min_lesion_mm``, or the largest one when none is that big).
     coronal : add a coronal reformat through the centre of the lungs.
     window : display window (centre, width); default :func:`display_window`.
     min_size : short side of each rendered image in pixels (upscaled if smaller).
@@ -167,7 +169,9 @@ def auto_key_images(volume: Volume, labels: np.ndarray, *, labels_info: Mapping[
         name = str(entry.get("name", styles.get(int(value), LabelStyle(0, "lesion", (255, 0, 0))).name))
         comps += [(name, c) for c in entry.get("components", [])]
     comps.sort(key=lambda nc: -float(nc[1].get("volume_ml", 0.0)))
-    for name, c in comps[:max_lesions]:
+    shown = [nc for nc in comps if float(nc[1].get("longest_axial_diameter_mm") or 0.0) >= min_lesion_mm]
+    shown = (shown or comps[:1])[:max_lesions]
+    for name, c in shown:
         z = int(c.get("slice_index", c.get("centroid_slice", 0)))
         if not 0 <= z < nz:
             continue
@@ -190,8 +194,8 @@ def auto_key_images(volume: Volume, labels: np.ndarray, *, labels_info: Mapping[
             rgb,
             note=(f"longest axial diameter {d:.1f} mm, volume {float(c.get('volume_ml', 0)):.2f} mL; "
                   f"zoomed, {fov:.0f} mm field" if d is not None else f"zoomed, {fov:.0f} mm field")))
-    if len(comps) > max_lesions:
-        log.info("report shows the %d largest of %d lesions", max_lesions, len(comps))
+    if len(comps) > len(shown):
+        log.info("key images for %d of %d lesion components", len(shown), len(comps))
     return out
 
 

@@ -170,22 +170,28 @@ def stats_rows(stats: Mapping[str, Any], ai_vs_final: Mapping[Any, Any] | None,
     return header, rows
 
 
-def lesion_rows(stats: Mapping[str, Any], nz: int, clean: CLEAN) -> list[list[str]]:
-    """Rows of the lesion table: id, label, volume, longest axial diameter, slice, extent, HU."""
+def lesion_rows(stats: Mapping[str, Any], nz: int, clean: CLEAN,
+                max_rows: int = 30) -> tuple[list[list[str]], str]:
+    """Rows of the lesion table (id, label, volume, longest axial diameter, slice, extent, HU), the
+    largest ``max_rows`` components, and a note on the smaller ones left out ("" when none)."""
     rows = []
-    for entry in stats.get("lesions", {}).values():
-        name = clean(str(entry.get("name", "lesion")))
-        for c in entry.get("components", []):
-            z = c.get("slice_index")
-            zr = c.get("z_range") or [None, None]
-            rows.append([
-                str(c.get("id", len(rows) + 1)), name, fmt(c.get("volume_ml"), 2),
-                fmt(c.get("longest_axial_diameter_mm"), 1),
-                f"{int(z) + 1} / {nz}" if z is not None else "-",
-                f"{int(zr[0]) + 1}-{int(zr[1]) + 1}" if zr[0] is not None else "-",
-                fmt(c.get("hu_mean"), 0),
-            ])
-    return rows
+    comps = [(clean(str(entry.get("name", "lesion"))), c) for entry in stats.get("lesions", {}).values()
+             for c in entry.get("components", [])]
+    comps.sort(key=lambda nc: -float(nc[1].get("volume_ml") or 0.0))
+    rest = comps[max_rows:]
+    rest_ml = sum(float(c.get("volume_ml") or 0.0) for _, c in rest)
+    note = f"{len(rest)} smaller component(s) not listed (together {rest_ml:.2f} mL)." if rest else ""
+    for name, c in comps[:max_rows]:
+        z = c.get("slice_index")
+        zr = c.get("z_range") or [None, None]
+        rows.append([
+            str(c.get("id", len(rows) + 1)), name, fmt(c.get("volume_ml"), 2),
+            fmt(c.get("longest_axial_diameter_mm"), 1),
+            f"{int(z) + 1} / {nz}" if z is not None else "-",
+            f"{int(zr[0]) + 1}-{int(zr[1]) + 1}" if zr[0] is not None else "-",
+            fmt(c.get("hu_mean"), 0),
+        ])
+    return rows, note
 
 
 _UNITS = {"mm": "mm", "mm2": "mm2", "cm2": "cm2", "ml": "mL", "hu": "HU"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings as warnings_module
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -221,16 +222,19 @@ def build_seg(volume: Volume, labels: np.ndarray, segments: Sequence[SegmentInfo
     descriptions = [_description(i + 1, s) for i, s in enumerate(segs)]
     omit = bool(frames.any())  # an all-empty map still needs frames: keep them (all zero)
     try:
-        seg = hd.seg.Segmentation(
-            source_images=sources, pixel_array=frames, segmentation_type="BINARY",
-            segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=series_number,
-            sop_instance_uid=hd.UID(), instance_number=1, manufacturer=manufacturer,
-            manufacturer_model_name=manufacturer_model_name, software_versions=software_versions,
-            device_serial_number=device_serial_number, omit_empty_frames=omit,
-            content_description=(content_description or "AI segmentation; review before clinical use")[:64],
-            content_label="SEGMENTATION", content_creator_name=content_creator_name,
-            series_description=series_description[:64],
-        )
+        with warnings_module.catch_warnings():
+            # the source's own PatientName form (e.g. a single component) is copied as it is
+            warnings_module.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+            seg = hd.seg.Segmentation(
+                source_images=sources, pixel_array=frames, segmentation_type="BINARY",
+                segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=series_number,
+                sop_instance_uid=hd.UID(), instance_number=1, manufacturer=manufacturer,
+                manufacturer_model_name=manufacturer_model_name, software_versions=software_versions,
+                device_serial_number=device_serial_number, omit_empty_frames=omit,
+                content_description=(content_description or "AI segmentation; review before clinical use")[:64],
+                content_label="SEGMENTATION", content_creator_name=content_creator_name,
+                series_description=series_description[:64],
+            )
     except (ValueError, TypeError, AttributeError) as exc:
         raise ExportError(f"DICOM SEG could not be built from the source headers: {exc}") from exc
     if anon is not None:
