@@ -121,8 +121,14 @@ class TestGenerateVolume:
         area = ((lab == 1) | (lab == 2)).sum(axis=(1, 2)).astype(float)
         assert area[0] < 0.3 * area.max() and area[-1] < 0.05 * area.max()
         assert area.max() > 800  # px of 3 mm: > 72 cm^2 of lung on the largest slice
-        # no slice-to-slice jumps larger than ~45 % of the maximum area
-        assert np.abs(np.diff(area)).max() < 0.45 * area.max()
+        # no slice-to-slice jumps larger than 60 % of the maximum area (12 mm slices; the bases drop fast)
+        assert np.abs(np.diff(area)).max() < 0.6 * area.max()
+        # neighbouring slices overlap: same patient, same place
+        lung = (lab == 1) | (lab == 2)
+        for k in range(len(area) - 1):
+            if min(area[k], area[k + 1]) > 0.3 * area.max():
+                dice = 2 * (lung[k] & lung[k + 1]).sum() / (area[k] + area[k + 1])
+                assert dice > 0.7, f"slices {k},{k + 1}: Dice {dice:.2f}"
         # both lungs everywhere the lungs are large
         big = area > 0.5 * area.max()
         assert ((lab[big] == 1).sum() > 0) and ((lab[big] == 2).sum() > 0)
