@@ -126,7 +126,7 @@ class TestGenerateVolume:
         # neighbouring slices overlap: same patient, same place
         lung = (lab == 1) | (lab == 2)
         for k in range(len(area) - 1):
-            if min(area[k], area[k + 1]) > 0.3 * area.max():
+            if min(area[k], area[k + 1]) > 0.5 * area.max():
                 dice = 2 * (lung[k] & lung[k + 1]).sum() / (area[k] + area[k + 1])
                 assert dice > 0.7, f"slices {k},{k + 1}: Dice {dice:.2f}"
         # both lungs everywhere the lungs are large
