@@ -10,7 +10,8 @@ Measures (medians and 95th percentiles of repeated runs, one process, side by si
   history, and the growth of the process's resident memory, against the 75 MiB label map;
 * the two undo codecs (zlib of the XOR difference vs sparse indices + values): bytes and time for
   a small stroke, a long drag across the slice and clearing a label in the whole series;
-* autosave: the first save (writes the AI map once) and a save after 200 edits; statistics.
+* autosave: the snapshot (the only part that blocks edits), the first save (writes the AI map
+  once), a full save after 200 edits and incremental saves; statistics.
 
 Target: brush step and undo ≤ 16 ms (one 60 Hz frame). Usage: ``python bench/bench_edit.py
 [--no-write]``. Prints a markdown table and writes ``docs/bench/edit.md``.
@@ -204,13 +205,26 @@ def bench_autosave(seg: EditableSegmentation, rows: list[tuple[str, str, str]]) 
         saver2 = Autosaver(seg, ident, directory=Path(d))
         saver2._digest = saver._digest
         saver2.saved_revision = -1
-        t0 = time.perf_counter()
-        saver2.save_now()
-        t_after = (time.perf_counter() - t0) * 1000.0
+        t_full = timed(saver2.save_now, 1)[0]
         size = saver2.last_saved_path.stat().st_size
+        t_inc = []
+        t_snap_inc = []
+        for k in range(5):
+            rev = seg.revision
+            drag(seg, 0, 40 + k, (100, 60), 50, 10.0)
+            t_snap_inc.append(timed(lambda r=rev: seg.snapshot(since_revision=r), 1)[0])
+            t_inc.append(timed(saver2.save_now, 1)[0])
         saver2.close(flush=False)
-    rows.append(("autosave, first save (hash + write the AI map once)", f"{t_first:.0f} ms", "-"))
-    rows.append(("autosave after the 200 edits (edits file)", f"{t_after:.0f} ms", f"{size / 1024:.0f} KiB"))
+    t_snap = timed(seg.snapshot, 3)
+    nchunks = len(seg.snapshot().chunks)
+    rows.append((f"full snapshot, {nchunks} changed chunks (edits blocked meanwhile)",
+                 f"{np.median(t_snap):.1f} ms", f"p95 {np.percentile(t_snap, 95):.1f} ms"))
+    rows.append(("incremental snapshot after one 50-step drag (edits blocked meanwhile)",
+                 f"{np.median(t_snap_inc):.2f} ms", f"max {np.max(t_snap_inc):.2f} ms"))
+    rows.append(("autosave, first save of a session (hash + write the AI map once)", f"{t_first:.0f} ms", "-"))
+    rows.append(("autosave, full save after the 200 edits", f"{t_full:.0f} ms", f"{size / 1024:.0f} KiB file"))
+    rows.append(("autosave, incremental save after one more drag", f"{np.median(t_inc):.0f} ms",
+                 f"max {np.max(t_inc):.0f} ms"))
     rows.append(("AI vs final statistics (label_stats)", *fmt(timed(seg.label_stats, 3))))
     rows.append(("provenance codes of one axial slice", *fmt(timed(lambda: seg.provenance_plane(0, 150), 20))))
 

@@ -35,6 +35,7 @@ from viewer.autosave_store import (
     atomic_write_bytes,
     autosave_dir,
     discard,
+    encode_chunks,
     find_restorable,
     list_autosaves,
     remove_stale_temps,
@@ -92,6 +93,8 @@ class Autosaver:
         self._cond = threading.Condition()
         self._save_lock = threading.Lock()
         self._digest: str | None = None
+        self._payloads: dict[tuple[int, int, int], bytes] = {}  # compressed diff of every changed chunk
+        self._payload_rev = -1  # revision the payloads are complete for (-1: not built yet)
         self.saved_revision = seg.revision  # nothing new to save yet
         self.last_saved_path: Path | None = None
         self.last_error: Exception | None = None
@@ -159,14 +162,21 @@ class Autosaver:
                     first = self._first_pending
                     if first is None or self._clock() - first < self.stroke_grace_s:
                         return None
-                snap = self.seg.snapshot()
+                # only the chunks changed since the payloads were last brought up to date
+                snap = self.seg.snapshot(since_revision=max(self._payload_rev, 0))
+            for coord, payload in encode_chunks(snap.chunks).items():
+                if payload:
+                    self._payloads[coord] = payload
+                else:
+                    self._payloads.pop(coord, None)
+            self._payload_rev = snap.revision
             if self._digest is None:  # first save of this session
                 self._digest = ai_digest(self.seg.ai)
                 if self.directory.is_dir():
                     remove_stale_temps(self.directory, self.identity)
             t0 = time.perf_counter()
             path = save_snapshot(snap, self.seg.ai, self.identity, directory=self.directory,
-                                 digest=self._digest)
+                                 digest=self._digest, payloads=self._payloads)
             log.debug("autosaved revision %d in %.0f ms", snap.revision, 1000 * (time.perf_counter() - t0))
             with self._cond:
                 self.saved_revision = snap.revision

@@ -9,11 +9,15 @@ What (format 1), for a series whose :class:`SeriesIdentity` key is ``K``:
 
 * ``K.ai-<digest>.npz``: the AI label map (``ai``: uint8 [z, y, x]), written once, compressed;
   ``<digest>`` is the first 16 hex digits of its SHA-256 (over shape and bytes);
-* ``K.edits.npz``: rewritten on every save, compressed; ``meta`` (UTF-8 JSON as uint8) and
-  ``diff`` = ``current[touched] XOR ai[touched]`` (uint8; mostly zeros, so it compresses to
-  almost nothing). The JSON holds the format number, the series identity, shape, spacing, the
-  AI file name and SHA-256, the touched box ``[z0, z1, y0, y1, x0, x1]``, revision, label table
-  (value, name, colour, source, decision), review state, reader and UTC timestamps.
+* ``K.edits.npz``: rewritten on every save (``np.savez``; the chunks are compressed already):
+  ``meta`` (UTF-8 JSON as uint8), and the reader's changes as chunks of
+  :data:`viewer.masks_persist.CHUNK` = (16, 64, 64) voxels: ``chunk_coords`` (int32 [N, 3],
+  chunk index along z, y, x), ``chunk_sizes`` (int64 [N]) and ``chunk_data`` (uint8, the
+  concatenated zlib streams of ``current XOR ai`` over each chunk, C order; only chunks with a
+  change are stored). The JSON holds the format number, the series identity, shape, spacing,
+  the AI file name and SHA-256, the chunk shape and codec, the touched box
+  ``[z0, z1, y0, y1, x0, x1]``, revision and committed revision, label table (value, name,
+  colour, source, decision), review state, reader and UTC timestamps.
 
 Every file is written to a temporary name in the same folder, flushed, ``fsync``-ed and moved
 into place with ``os.replace`` (then the folder is fsync-ed): a kill at any moment leaves either
@@ -35,6 +39,7 @@ import logging
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +48,10 @@ from typing import Any
 import numpy as np
 
 from viewer.errors import ViewerError
-from viewer.masks import EditableSegmentation, Snapshot
+from viewer.masks import EditableSegmentation
 from viewer.masks_geometry import Box
-from viewer.masks_labels import LabelInfo, ReviewState
+from viewer.masks_labels import EditError, LabelInfo, ReviewState
+from viewer.masks_persist import CHUNK, Coord, Snapshot, chunk_box
 
 __all__ = [
     "FORMAT",
@@ -57,6 +63,7 @@ __all__ = [
     "atomic_write_bytes",
     "autosave_dir",
     "discard",
+    "encode_chunks",
     "find_restorable",
     "list_autosaves",
     "remove_stale_temps",
@@ -201,22 +208,32 @@ def _edits_path(directory: Path, identity: SeriesIdentity) -> Path:
 
 
 # ---------------------------------------------------------------------- save / find / restore
+def encode_chunks(chunks: dict[Coord, np.ndarray]) -> dict[Coord, bytes]:
+    """zlib (level 1) payloads of the non-zero chunk differences; zero chunks map to ``b""``."""
+    return {c: (zlib.compress(np.ascontiguousarray(d).tobytes(), 1) if d.any() else b"")
+            for c, d in chunks.items()}
+
+
 def save_snapshot(snap: Snapshot, ai: np.ndarray, identity: SeriesIdentity, *,
-                  directory: Path | None = None, digest: str | None = None) -> Path:
+                  directory: Path | None = None, digest: str | None = None,
+                  payloads: dict[Coord, bytes] | None = None) -> Path:
     """Write one snapshot atomically; returns the edits file path. See the module docstring.
 
-    ``digest`` is :func:`ai_digest` of ``ai`` when already known (it is cached by the Autosaver).
+    ``digest`` is :func:`ai_digest` of ``ai`` when already known. ``payloads`` are the compressed
+    differences of *every* changed chunk (the Autosaver keeps them up to date from partial
+    snapshots); without it ``snap`` must be a full snapshot (``since_revision`` 0).
     """
     directory = Path(directory) if directory is not None else autosave_dir()
     digest = digest or ai_digest(ai)
+    if payloads is None:
+        if snap.since_revision != 0:
+            raise ValueError("save_snapshot needs payloads, or a full snapshot (since_revision=0)")
+        payloads = encode_chunks(snap.chunks)
+    items = sorted((c, p) for c, p in payloads.items() if p)
     ai_path = directory / f"{identity.key}.ai-{digest[:16]}.npz"
     try:
         if not ai_path.exists():
             atomic_write_bytes(ai_path, _npz_bytes(ai=np.ascontiguousarray(ai, dtype=np.uint8)))
-        if snap.touched is None or snap.region is None:
-            diff = np.zeros((0, 0, 0), np.uint8)
-        else:
-            diff = np.bitwise_xor(snap.region, ai[snap.touched.slices])
         meta = {
             "format": FORMAT,
             "identity": identity.to_json(),
@@ -224,6 +241,8 @@ def save_snapshot(snap: Snapshot, ai: np.ndarray, identity: SeriesIdentity, *,
             "spacing": list(snap.spacing),
             "ai_file": ai_path.name,
             "ai_sha256": digest,
+            "chunk_shape": list(CHUNK),
+            "chunk_codec": "zlib",
             "touched": None if snap.touched is None else snap.touched.to_list(),
             "revision": snap.revision,
             "committed_revision": snap.committed_revision,
@@ -234,9 +253,16 @@ def save_snapshot(snap: Snapshot, ai: np.ndarray, identity: SeriesIdentity, *,
             "modified": snap.modified,
             "saved_at": _utc(),
         }
-        meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        arrays = {
+            "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+            "chunk_coords": np.array([c for c, _ in items], np.int32).reshape(-1, 3),
+            "chunk_sizes": np.array([len(p) for _, p in items], np.int64),
+            "chunk_data": np.frombuffer(b"".join(p for _, p in items), dtype=np.uint8),
+        }
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)  # payloads are compressed already
         path = _edits_path(directory, identity)
-        atomic_write_bytes(path, _npz_bytes(meta=meta_bytes, diff=diff))
+        atomic_write_bytes(path, buf.getvalue())
     except OSError as exc:
         raise AutosaveError(f"could not autosave edits to {directory}: {exc}. "
                             "Free disk space or set CLINICAL_VIEWER_HOME to a writable folder") from exc
@@ -253,18 +279,43 @@ def _utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _read_meta(path: Path, *, with_diff: bool = False) -> tuple[dict[str, Any], np.ndarray | None]:
+def _read_meta(path: Path, *, with_chunks: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-            diff = z["diff"] if with_diff else None
+            arrays = ({k: z[k] for k in ("chunk_coords", "chunk_sizes", "chunk_data")}
+                      if with_chunks else {})
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise AutosaveError(f"autosaved edits {path} cannot be read ({exc}); "
                             "discard them (they are not usable)") from exc
     if meta.get("format") != FORMAT:
         raise AutosaveError(f"autosaved edits {path} have format {meta.get('format')!r}, "
                             f"this version reads format {FORMAT}; discard them or use a newer version")
-    return meta, diff
+    return meta, arrays
+
+
+def _decode_chunks(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[Coord, np.ndarray]:
+    shape = tuple(int(n) for n in meta["shape"])
+    if list(meta.get("chunk_shape", [])) != list(CHUNK):
+        raise AutosaveError(f"{path.name}: chunk shape {meta.get('chunk_shape')} is not {list(CHUNK)}; "
+                            "discard the autosave")
+    coords, sizes, data = arrays["chunk_coords"], arrays["chunk_sizes"], arrays["chunk_data"].tobytes()
+    if len(coords) != len(sizes) or int(sizes.sum()) != len(data):
+        raise AutosaveError(f"{path.name}: chunk table does not match its data; the autosave is damaged")
+    out: dict[Coord, np.ndarray] = {}
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    for i, c in enumerate(coords):
+        coord = (int(c[0]), int(c[1]), int(c[2]))
+        box_shape = chunk_box(coord, shape).shape
+        try:
+            raw = zlib.decompress(data[offsets[i]:offsets[i + 1]])
+        except zlib.error as exc:
+            raise AutosaveError(f"{path.name}: edit chunk {coord} is damaged ({exc}); discard the autosave") from exc
+        if len(raw) != int(np.prod(box_shape)) or min(box_shape) <= 0:
+            raise AutosaveError(f"{path.name}: edit chunk {coord} has {len(raw)} bytes, expected "
+                                f"{box_shape}; the autosave is damaged")
+        out[coord] = np.frombuffer(raw, np.uint8).reshape(box_shape)
+    return out
 
 
 def _info(path: Path, meta: dict[str, Any]) -> AutosaveInfo:
@@ -312,8 +363,7 @@ def restore(identity: SeriesIdentity, *, path: Path | None = None, directory: Pa
     path = Path(path) if path is not None else _edits_path(directory, identity)
     if not path.exists():
         raise AutosaveError(f"no autosaved edits at {path} for this series")
-    meta, diff = _read_meta(path, with_diff=True)
-    assert diff is not None
+    meta, arrays = _read_meta(path, with_chunks=True)
     saved = _info(path, meta).identity
     if saved != identity:
         what = ("a different series" if saved.series_instance_uid != identity.series_instance_uid
@@ -333,15 +383,14 @@ def restore(identity: SeriesIdentity, *, path: Path | None = None, directory: Pa
         raise AutosaveMismatchError(f"the AI label map {ai_path.name} does not match its recorded "
                                     "SHA-256 or shape; the autosave is damaged: discard it")
     touched = None if meta["touched"] is None else Box(*meta["touched"])
-    region = None
-    if touched is not None:
-        if diff.shape != touched.shape:
-            raise AutosaveError(f"{path.name}: edit region {diff.shape} does not match box {touched.shape}")
-        region = np.bitwise_xor(diff, ai[touched.slices])
-    snap = Snapshot(int(meta["revision"]), tuple(meta["shape"]), tuple(meta["spacing"]), touched, region,
+    snap = Snapshot(int(meta["revision"]), tuple(meta["shape"]), tuple(meta["spacing"]), touched,
+                    _decode_chunks(path, meta, arrays), 0,
                     [LabelInfo.from_json(d) for d in meta["labels"]], ReviewState(meta["review_state"]),
                     meta["reader"], meta["created"], meta["modified"], int(meta.get("committed_revision", 0)))
-    return EditableSegmentation.from_snapshot(ai, snap, image=image, **kwargs)
+    try:
+        return EditableSegmentation.from_snapshot(ai, snap, image=image, **kwargs)
+    except EditError as exc:
+        raise AutosaveError(f"{path.name}: {exc}; the autosave is damaged: discard it") from exc
 
 
 def discard(identity: SeriesIdentity, *, directory: Path | None = None) -> bool:

@@ -28,7 +28,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +43,7 @@ from viewer.masks_labels import (
     label_info_from,
 )
 from viewer.masks_ops import EditOpsMixin
+from viewer.masks_persist import PersistMixin, Snapshot
 from viewer.masks_stats import LabelStats, StatsMixin
 from viewer.masks_undo import DEFAULT_MAX_BYTES, DEFAULT_MAX_STEPS, Step, UndoHistory
 
@@ -69,29 +69,7 @@ def _utcnow() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-@dataclass
-class Snapshot:
-    """A consistent copy of everything needed to rebuild the edit state (see ``viewer.autosave``).
-
-    ``region`` holds ``current[touched]`` (None when nothing was ever edited); outside ``touched``
-    the current map equals ``ai``.
-    """
-
-    revision: int
-    shape: tuple[int, int, int]
-    spacing: tuple[float, float, float]
-    touched: Box | None
-    region: np.ndarray | None
-    labels: list[LabelInfo]
-    review_state: ReviewState
-    reader: str
-    created: str
-    modified: str
-    committed_revision: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class EditableSegmentation(EditOpsMixin, StatsMixin):
+class EditableSegmentation(EditOpsMixin, StatsMixin, PersistMixin):
     """The AI label map plus the reader's edits, with undo, provenance and notifications.
 
     Parameters
@@ -145,6 +123,7 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
         self._stroke_name = ""
         self._stroke_parts: list[tuple[Box, np.ndarray]] = []
         self._init_counts()
+        self._init_chunks()
 
     # ------------------------------------------------------------------ arrays and state
     @property
@@ -279,6 +258,7 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
             else:
                 self.history.push(Step.from_diff(name, tb, diff, self.undo_codec))
             self._bump()
+            self._mark_chunks(tb)
         self._notify(tb)
         return tb
 
@@ -369,33 +349,6 @@ class EditableSegmentation(EditOpsMixin, StatsMixin):
             self._count_change(step.box, target, new)
             target[...] = new
             self._bump()
+            self._mark_chunks(step.box)
         self._notify(step.box)
         return step.box
-
-    # ------------------------------------------------------------------ persistence support
-    def snapshot(self) -> Snapshot:
-        """A consistent copy of the edit state (cheap: copies only the touched box)."""
-        with self._lock:
-            t = self._touched
-            return Snapshot(self._revision, self.shape, self.spacing, t,
-                            None if t is None else self._cur[t.slices].copy(),
-                            [label_info_from(i) for _, i in sorted(self._labels.items())],
-                            self.review_state, self.reader, self.created, self.modified,
-                            self._committed_revision)
-
-    @classmethod
-    def from_snapshot(cls, ai_labels: np.ndarray, snap: Snapshot, *, image: np.ndarray | None = None,
-                      **kwargs: Any) -> EditableSegmentation:
-        """Rebuild an edit state (without undo history) from the AI map and a :class:`Snapshot`."""
-        seg = cls(ai_labels, snap.spacing, snap.labels, image=image, reader=snap.reader, **kwargs)
-        if seg.shape != tuple(snap.shape):
-            raise EditError(f"saved edits are for a {snap.shape} label map, this one is {seg.shape}")
-        if snap.touched is not None and snap.region is not None:
-            seg._cur[snap.touched.slices] = snap.region
-            seg._touched = snap.touched
-        seg.review_state = ReviewState(snap.review_state)
-        seg.created, seg.modified = snap.created, snap.modified
-        seg.recount()
-        seg._revision = int(snap.revision)
-        seg._committed_revision = int(snap.committed_revision)
-        return seg

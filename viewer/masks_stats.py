@@ -74,6 +74,14 @@ def hist_u8(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+def _kept_hist(ai: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Per value L, the voxels with ``ai == cur == L``."""
+    eq = ai == cur
+    h = hist_u8(np.where(eq, ai, np.uint8(0)))
+    h[0] -= eq.size - int(np.count_nonzero(eq))  # not the zeros put in for unequal voxels
+    return h
+
+
 class StatsMixin:
     """AI-vs-final counters, kept up to date from the changed voxels of each edit."""
 
@@ -92,14 +100,12 @@ class StatsMixin:
         self._prov_counts = np.zeros(4, np.int64)
 
     def _count_change(self, box: Box, old: np.ndarray, new: np.ndarray) -> None:
-        """Update the counters for ``current[box]`` going from ``old`` to ``new``."""
+        """Update the counters for ``current[box]`` going from ``old`` to ``new`` (changed voxels only)."""
         ch = old != new
-        a = self._ai[box.slices][ch]
-        o, n = old[ch], new[ch]
-        self._cur_counts += np.bincount(n, minlength=256) - np.bincount(o, minlength=256)
-        self._kept_counts += (np.bincount(a[a == n], minlength=256) - np.bincount(a[a == o], minlength=256))
-        self._prov_counts += (np.bincount(provenance_codes(a, n), minlength=4)
-                              - np.bincount(provenance_codes(a, o), minlength=4))
+        a, o, n = self._ai[box.slices][ch], old[ch], new[ch]
+        self._cur_counts += hist_u8(n) - hist_u8(o)
+        self._kept_counts += hist_u8(a[a == n]) - hist_u8(a[a == o])
+        self._prov_counts += hist_u8(provenance_codes(a, n))[:4] - hist_u8(provenance_codes(a, o))[:4]
 
     def recount(self) -> None:
         """Recompute every counter from the arrays (only the touched box can differ from the AI)."""
@@ -110,12 +116,9 @@ class StatsMixin:
                 return
             a = self._ai[t.slices]
             c = self._cur[t.slices]
-            eq = a == c
             ai_t = hist_u8(a)
             self._cur_counts += hist_u8(c) - ai_t
-            kept_t = hist_u8(np.where(eq, a, 0))
-            kept_t[0] -= int((~eq).sum())  # not the zeros put in for unequal voxels
-            self._kept_counts += kept_t - ai_t
+            self._kept_counts += _kept_hist(a, c) - ai_t
             self._prov_counts = hist_u8(provenance_codes(a, c))[:4]
             self._prov_counts[0] = 0
 
