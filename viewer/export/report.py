@@ -142,20 +142,36 @@ def _image(rgb: np.ndarray, max_w: float, max_h: float) -> Image:
     return Image(io.BytesIO(encode_png(rgb, compression=3)), width=w * k, height=h * k)
 
 
+def _is_wide(ki: KeyImage) -> bool:
+    return ki.rgb.shape[1] > 1.6 * ki.rgb.shape[0]
+
+
+def _captioned(ki: KeyImage, st: Styles, clean: Callable[[str], str], max_w: float, max_h: float) -> list[Any]:
+    parts: list[Any] = [_image(ki.rgb, max_w, max_h), Paragraph(f"<b>{esc(clean(ki.title))}</b>", st.cell)]
+    if ki.note:
+        parts.append(Paragraph(esc(clean(ki.note)), st.small))
+    if ki.params:
+        text = "; ".join(f"{k}: {v}" for k, v in ki.params.items() if k != "title")
+        parts.append(Paragraph(esc(clean(text)), st.small))
+    return parts
+
+
 def _key_image_grid(images: Sequence[KeyImage], st: Styles, clean: Callable[[str], str]) -> list[list[Any]]:
-    """Rows of two images with captions; each row is a list of flowables to keep together."""
+    """Rows of two images with captions (wide figures, e.g. A | B | difference panels, get a
+    full-width row); each row is a list of flowables to keep together."""
+    rows: list[list[KeyImage]] = []
+    for ki in images:
+        if not _is_wide(ki) and rows and len(rows[-1]) == 1 and not _is_wide(rows[-1][0]):
+            rows[-1].append(ki)
+        else:
+            rows.append([ki])
     out: list[list[Any]] = []
     cell_w = (WIDTH - 6 * mm) / 2
-    for i in range(0, len(images), 2):
-        cells = []
-        for ki in images[i:i + 2]:
-            parts: list[Any] = [_image(ki.rgb, cell_w, 95 * mm), Paragraph(f"<b>{esc(clean(ki.title))}</b>", st.cell)]
-            if ki.note:
-                parts.append(Paragraph(esc(clean(ki.note)), st.small))
-            if ki.params:
-                text = "; ".join(f"{k}: {v}" for k, v in ki.params.items() if k != "title")
-                parts.append(Paragraph(esc(clean(text)), st.small))
-            cells.append(parts)
+    for row in rows:
+        if _is_wide(row[0]):
+            out.append([*_captioned(row[0], st, clean, WIDTH, 120 * mm), Spacer(1, 3 * mm)])
+            continue
+        cells: list[Any] = [_captioned(ki, st, clean, cell_w, 95 * mm) for ki in row]
         if len(cells) == 1:
             cells.append("")
         t = Table([cells], colWidths=[cell_w + 3 * mm] * 2, hAlign="LEFT")
