@@ -360,7 +360,7 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     if p.effusion is not None:  # dependent fluid (NOT lung), meniscus rising laterally; mostly basal
         side, depth = p.effusion
         depth = depth * float(0.15 + 0.85 * smoothstep(p.z_carina, p.z_dome_r, z))
-        yl = p.spine_y + 16 - depth + 0.8 * depth * (X / max(A, 1)) ** 2
+        yl = p.spine_y + 16 - depth + 2.2 * depth * (X / max(A, 1)) ** 2  # meniscus climbs laterally
         sidem = (X * side) > 0
         eff = thorax & sidem & (Y > yl) & ~med
         atel = lung & sidem & (Y > yl - 5) & ~eff
