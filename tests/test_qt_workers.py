@@ -123,3 +123,17 @@ class TestErrorPresenter:
         finally:
             p.uninstall_excepthook()
         assert p.records[0].title == "Unexpected error" and "slot failed" in p.records[0].message
+
+
+def test_nothing_delivered_after_shutdown(qtbot):
+    r = JobRunner()
+    got = []
+    job = r.submit(lambda progress, cancel: 42)
+    job.result.connect(got.append)
+    job.finished.connect(lambda: got.append("finished"))
+    job.wait(5.0)  # done in the worker, result still queued for the GUI thread
+    assert r.shutdown(5.0)
+    qtbot.wait(50)
+    assert got == [] and job.state == "done"
+    late = r.submit(lambda progress, cancel: 1)
+    assert late.state == "cancelled" and not late.is_running

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from viewer.volume import Volume, WindowPreset
@@ -32,6 +31,18 @@ __all__ = [
     "presets_for",
     "window_to_uint8",
 ]
+
+class _LazyCv2:
+    """``cv2`` imported on first use (~0.2 s), so the window can appear before it is needed."""
+
+    def __getattr__(self, name: str):
+        import cv2 as _cv2
+
+        globals()["cv2"] = _cv2
+        return getattr(_cv2, name)
+
+
+cv2 = _LazyCv2()
 
 #: CT window presets (centre, width) in HU, as commonly used in radiology.
 CT_PRESETS: tuple[WindowPreset, ...] = (

@@ -50,7 +50,24 @@ def run_gui(args: argparse.Namespace) -> int:
     path = getattr(args, "path", None)
     if path:
         QTimer.singleShot(0, lambda: win.open_path(path))
+    _startup_probe(app, win)
     return int(app.exec())
+
+
+def _startup_probe(app: QApplication, win: Any) -> None:
+    """``CLINICAL_VIEWER_EXIT_WHEN_READY=1`` (bench/bench_startup.py): once the shown window has
+    painted and the event loop turns, print ``READY <heavy modules loaded>`` on stderr and quit."""
+    import os
+
+    if os.environ.get("CLINICAL_VIEWER_EXIT_WHEN_READY") != "1":
+        return
+
+    def ready() -> None:
+        heavy = sorted(m for m in ("torch", "torchvision", "pytorch_grad_cam", "onnxruntime") if m in sys.modules)
+        print(f"READY {','.join(heavy) or '-'} visible={win.isVisible()}", file=sys.stderr, flush=True)
+        app.quit()
+
+    QTimer.singleShot(0, ready)
 
 
 def run_demo(args: argparse.Namespace) -> int:

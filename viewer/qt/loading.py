@@ -6,7 +6,6 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -27,6 +26,8 @@ CACHE_SIZE = 3
 
 def stack_thumbnails(stacks: list[Any], *, progress=None, cancel=None) -> dict[str, np.ndarray]:
     """Middle frame of each stack, windowed and shrunk to ``THUMB`` px (uint8 gray or RGB)."""
+    import cv2
+
     from inference.jobs import check_cancel, report
     from viewer.dicom.decode import iter_stored_frames
 

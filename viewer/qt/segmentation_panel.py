@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -139,18 +140,26 @@ class SegmentationPanel(QWidget):
                         "(see docs/model-package.md) or run `clinical-viewer model list`.")
         self.problems.setText("\n".join(msgs))
         self.problems.setVisible(bool(msgs))
+        self._providers_loaded = False
+        QTimer.singleShot(500, self.load_providers)  # onnxruntime is imported after start-up
+        self._model_changed()
+
+    def load_providers(self) -> None:
+        """Fill the provider list from ``onnxruntime.get_available_providers()`` (once)."""
+        if self._providers_loaded:
+            return
+        self._providers_loaded = True
         try:
             from inference.onnx_engine import available_providers
 
             provs = available_providers()
         except Exception as exc:  # noqa: BLE001 - onnxruntime missing/broken: say so, keep the viewer
             provs = []
-            self.problems.setText(self.problems.text() + f"\nONNX Runtime unavailable: {exc}")
+            self.problems.setText((self.problems.text() + f"\nONNX Runtime unavailable: {exc}").strip())
             self.problems.show()
         self.provider_box.clear()
         for pv in provs:
             self.provider_box.addItem(pv.replace("ExecutionProvider", ""), pv)
-        self._model_changed()
 
     def package(self) -> Any:
         i = self.model_box.currentIndex()
@@ -179,6 +188,7 @@ class SegmentationPanel(QWidget):
     # ------------------------------------------------------------------ run
     def run(self) -> Job | None:
         """Segment the current volume with the chosen settings (in a worker)."""
+        self.load_providers()
         vol, pkg = self.state.volume, self.package()
         if vol is None or pkg is None:
             self.win.message("Open a series and install a model package first")

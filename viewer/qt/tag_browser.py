@@ -6,8 +6,8 @@ import io
 import logging
 import zipfile
 from pathlib import Path
+from typing import Any
 
-import pydicom
 from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 __all__ = ["TagBrowser", "read_header"]
@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 MAX_VALUE = 200
 
 
-def read_header(source: str) -> pydicom.Dataset:
-    """Header of a file on disk, or of ``archive.zip!member`` (pixel data not read)."""
+def read_header(source: str) -> Any:
+    """Header (``pydicom.Dataset``) of a file on disk, or of ``archive.zip!member`` (no pixels)."""
+    import pydicom
+
     p = Path(source)
     if not p.exists() and "!" in source:
         archive, member = source.split("!", 1)
@@ -26,7 +28,7 @@ def read_header(source: str) -> pydicom.Dataset:
     return pydicom.dcmread(str(p), stop_before_pixels=True, force=True)
 
 
-def _value(elem: pydicom.DataElement) -> str:
+def _value(elem: Any) -> str:
     if elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
         return f"<{len(elem.value or b'')} bytes>" if isinstance(elem.value, bytes) else "<binary>"
     s = str(elem.value)
@@ -80,7 +82,7 @@ class TagBrowser(QWidget):
             self._fill(meta, ds.file_meta, hide_identity)
         self.apply_filter(self.search.text())
 
-    def _fill(self, parent: QTreeWidgetItem, ds: pydicom.Dataset, hide: bool) -> None:
+    def _fill(self, parent: QTreeWidgetItem, ds: Any, hide: bool) -> None:
         for elem in ds:
             tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
             name = elem.keyword or elem.name

@@ -58,6 +58,7 @@ class Job(QObject):
         self._fn = fn
         self._thread: threading.Thread | None = None
         self._last_progress = 0.0
+        self.silenced = False  # set by JobRunner.shutdown: nothing is delivered to (closed) widgets
         self._done.connect(self._on_done)
 
     # ------------------------------------------------------------------ API
@@ -106,6 +107,8 @@ class Job(QObject):
     # ------------------------------------------------------------------ GUI side
     def _on_done(self, state: str, value: object, tb: str) -> None:
         self.state = state
+        if self.silenced:
+            return
         if state == "done":
             self.value = value
             self.result.emit(value)
@@ -129,6 +132,7 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._jobs: list[Job] = []
+        self._closed = False
 
     def submit(self, fn: Callable[..., Any], *, name: str = "job", key: str | None = None) -> Job:
         """Start ``fn(progress=..., cancel=...)`` on a worker thread; return its :class:`Job`.
@@ -136,6 +140,11 @@ class JobRunner(QObject):
         Connect to the job's signals right after this call: results are delivered through the
         event loop, so nothing is missed.
         """
+        if self._closed:
+            log.debug("job %s submitted after shutdown; not started", name)
+            job = Job(name, fn, key)
+            job.silenced, job.state = True, "cancelled"
+            return job
         if key is not None:
             for old in self._jobs:
                 if old.key == key:
@@ -169,7 +178,13 @@ class JobRunner(QObject):
                 j.cancel()
 
     def shutdown(self, timeout: float = 10.0) -> bool:
-        """Cancel every job and join their threads (call on close). True if all ended."""
+        """Cancel every job and join their threads (call on close). True if all ended.
+
+        Afterwards no job signal is delivered any more (the widgets may be gone) and
+        :meth:`submit` starts nothing."""
+        self._closed = True
+        for j in self._jobs:
+            j.silenced = True
         self.cancel_all()
         deadline = time.monotonic() + timeout
         ok = True
