@@ -210,7 +210,14 @@ class Autosaver:
 
         def loop() -> None:
             while not self._stop.wait(poll_s):
-                self.maybe_save()
+                try:
+                    self.maybe_save()
+                except Exception as exc:  # keep autosaving whatever happens; report it
+                    log.exception("autosave thread: unexpected error")
+                    self.last_error = exc
+                    self._retry_at = self._clock() + max(self.max_delay_s, 1.0)
+                    for cb in list(self.on_error):
+                        cb(exc)
 
         self._thread = threading.Thread(target=loop, name="autosave", daemon=True)
         self._thread.start()

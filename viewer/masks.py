@@ -10,15 +10,17 @@
 
 Provenance is derived, never stored: for label ``L`` the reader *added* ``current == L & ai != L``
 and *removed* ``ai == L & current != L``; all other voxels are as the AI proposed. Only the box of
-voxels ever edited (``touched``) can differ, so statistics scan that box, not the volume.
+voxels ever edited (``touched``) can differ; the counts are updated from each edit's changed
+voxels, so statistics never scan the volume.
 
 Every edit method returns the :class:`Box` of voxels it changed (None if nothing changed), touches
 only that region, records one undo step (a brush drag between :meth:`begin_stroke` and
 :meth:`end_stroke` is one step) and calls each ``on_change(box)`` callback (``box`` None for label
 table / state changes). The edit operations live in :mod:`viewer.masks_ops`, statistics in
-:mod:`viewer.masks_stats`, the undo history in :mod:`viewer.masks_undo`, a mouse-event helper in
-:mod:`viewer.masks_tools`. All methods are thread-safe (one re-entrant lock), so an autosave thread
-can take :meth:`snapshot` while the GUI edits.
+:mod:`viewer.masks_stats`, the undo history in :mod:`viewer.masks_undo`, snapshots for autosave
+in :mod:`viewer.masks_persist`, a mouse-event helper in :mod:`viewer.masks_tools`; the user
+documentation is ``docs/editing.md``. All methods are thread-safe (one re-entrant lock), so an
+autosave thread can take :meth:`snapshot` while the GUI edits.
 """
 
 from __future__ import annotations
