@@ -138,18 +138,21 @@ def _place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float
 
     for _ in range(k):
         z = float(rng.choice(zs))
-        lung = lung_predicate(p, g.X, g.Y, z)
-        if lung.sum() < 20:
+        sub = (slice(None, None, 2), slice(None, None, 2)) if g.X.shape[0] > 200 else (slice(None), slice(None))
+        Xs, Ys = g.X[sub], g.Y[sub]
+        lung = lung_predicate(p, Xs, Ys, z)
+        if lung.sum() < 8:
             continue
         cand = lung
         juxta = rng.random() < 0.3
         if juxta:
-            er = cv2.erode(lung.view(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(3 / g.spacing)))
+            step = g.spacing * (2 if Xs.shape != g.X.shape else 1)
+            er = cv2.erode(lung.view(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(3 / step)))
             edge = lung & (er == 0)
             cand = edge if edge.sum() > 5 else lung
         idx = np.flatnonzero(cand.ravel())
         j = int(rng.choice(idx))
-        c = np.array([g.X.ravel()[j], g.Y.ravel()[j], z + rng.uniform(-3, 3)])
+        c = np.array([Xs.ravel()[j], Ys.ravel()[j], z + rng.uniform(-3, 3)])
         p.lesions.append(sample_lesion(rng, c))
 
 

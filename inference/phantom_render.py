@@ -155,7 +155,8 @@ def _static(p: Patient, g: Grid) -> dict[str, np.ndarray]:
     key = ("static", p.seed)
     if key not in g.cache:
         th = g.th
-        c1, s1 = np.cos(th), np.sin(th)
+        r = np.sqrt(g.X * g.X + g.Y * g.Y) + _F(1e-6)
+        c1, s1 = g.X / r, g.Y / r
         # cos/sin(k th) by the angle-addition recurrence (no transcendental per harmonic)
         ck, sk = c1 * c1 - s1 * s1, 2 * s1 * c1
         wob = np.ones_like(th)
@@ -165,7 +166,7 @@ def _static(p: Patient, g: Grid) -> dict[str, np.ndarray]:
         fat_th = (p.fat * (1 + 0.35 * (2 * c1 * c1 - 1) + 0.15 * s1) + 1.5).astype(_F)
         g.cache.clear()
         g.cache[key] = {"wob": wob, "fat_th": fat_th,
-                        "psi": np.abs((th - np.pi / 2 + np.pi) % (2 * np.pi) - np.pi).astype(_F)}
+                        "psi": np.abs(np.where(th < -np.pi / 2, th + _F(1.5 * np.pi), th - _F(np.pi / 2)))}
     return g.cache[key]
 
 
@@ -300,12 +301,19 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     dist_in, fat_th, arms, A = base["dist_in"], base["fat_th"], base["arms"], base["A"]
     cav = (cavity_field(p, X, Y, z) < 1) & (dist_in > fat_th + 7)
     # --- thoracic content --------------------------------------------------------------------
-    dome = dome_height(p, X, Y)
-    thorax = cav & (z < dome)
-    abd = cav & ~thorax
+    if z < min(p.z_dome_r, p.z_dome_l) - 1:  # above both domes: no abdomen in this plane
+        thorax, abd = cav, np.zeros_like(cav)
+    else:
+        thorax = cav & (z < dome_height(p, X, Y))
+        abd = cav & ~thorax
     env = apex_envelope(p, X, Y, z)
     sr = float(spine_radius(p, z))
-    he = heart_field(p, X, Y, z)
+    he = np.full(X.shape, np.inf, _F)
+    hwin = None
+    if p.heart[5] < z < p.heart[6]:
+        hwin = roi(g, float(p.heart[0]), float(p.heart[1]), float(max(p.heart[2], p.heart[3])) * 1.3 + 6)
+        if hwin is not None:
+            he[hwin] = heart_field(p, X[hwin], Y[hwin], z)
     med = (np.abs(X) < sr + 6) & (Y > p.spine_y - sr - 10)
     med |= (np.abs(X - p.med_x) < 3 + 3 * float(smoothstep(0.1 * L, 0.3 * L, z)))
     # mediastinal envelope: sternum-to-spine ellipse, widest (and skewed left) at the arch/PA level
@@ -375,8 +383,8 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     hu += al * (_F(-980) - hu)
     # --- mediastinal organs ------------------------------------------------------------------
     heart = he < 1
-    if heart.any():
-        heart_detail(p, g, z, hu, heart, tex)
+    if hwin is not None and heart.any():
+        heart_detail(p, _subgrid(g, hwin), z, hu[hwin], heart[hwin], _TexWin(tex, hwin))  # type: ignore[arg-type]
     hu += tubes["eso"] * (_F(38) - hu)
     hu += tubes["elum"] * (_F(-990) - hu)
     hu += tubes["mv"] * (_F(p.blood_hu) - hu)
