@@ -275,8 +275,8 @@ def sample_patient(rng: np.random.Generator, *, length: float | None = None, tre
     B_in = (Ba + Bp) / 2 - wall_ant
     heart_top = z_carina + L * _u(rng, 0.05, 0.1)
     hb = z_dome_l + L * _u(rng, 0.0, 0.04)
-    hs = _u(rng, 0.85, 1.25) * scale
-    heart = np.array([_u(rng, 2, 18), -B_in * _u(rng, 0.2, 0.38), 65 * hs, 50 * hs, _u(rng, 25, 50), heart_top, hb])
+    hs = _u(rng, 0.82, 1.18) * scale
+    heart = np.array([_u(rng, 2, 18), -B_in * _u(rng, 0.22, 0.4), 62 * hs, 46 * hs, _u(rng, 25, 50), heart_top, hb])
     hil_r = np.array([-_u(rng, 38, 50), _u(rng, 0, 15), z_carina + L * _u(rng, 0.03, 0.07)])
     hil_l = np.array([_u(rng, 38, 50), _u(rng, 0, 15), z_carina + L * _u(rng, 0.01, 0.05)])
     q = dict(L=L, z_carina=z_carina, spine_y=spine_y, spine_r=spine_r, heart_top=heart_top, hilum_r=hil_r,
