@@ -13,6 +13,7 @@ from viewer.autosave import (
     AutosaveError,
     AutosaveMismatchError,
     Autosaver,
+    EditSession,
     SeriesIdentity,
     autosave_dir,
     discard,
@@ -292,3 +293,31 @@ def test_corrupted_chunk_is_reported_not_restored():
     np.savez(path, **arrays)
     with pytest.raises(AutosaveError, match="does not match its data"):
         restore(identity())
+
+
+def test_edit_session_restore_commit_close_discard():
+    meta = VolumeMeta(series_instance_uid="1.2.3.77", sop_instance_uids=[f"1.2.3.77.{i}" for i in range(SHAPE[0])])
+    vol = Volume(np.full(SHAPE, -800, np.int16), (2.5, 0.7, 0.7), meta=meta)
+    ai = make_seg().ai
+    s1 = EditSession.start(vol, ai, LABELS, reader="reader A")
+    assert not s1.restored and not s1.must_ask_before_close
+    edit(s1.seg)
+    assert s1.must_ask_before_close
+    s1.close()  # e.g. the app crashed or was closed with "keep for later"
+    ident = SeriesIdentity.from_volume(vol)
+    assert find_restorable(ident).revision == s1.seg.revision
+    s2 = EditSession.start(vol, ai, LABELS, restore_edits=True)
+    assert s2.restored and s2.must_ask_before_close and s2.seg.reader == "reader A"
+    np.testing.assert_array_equal(s2.seg.current, s1.seg.current)
+    assert s2.seg.paint(0, 5, (20, 20), label=1, size_mm=4.0, hu_range=(-900, -700)) is not None
+    s2.committed()  # exported
+    assert not s2.must_ask_before_close
+    s2.close()
+    s3 = EditSession.start(vol, ai, LABELS, restore_edits=True)
+    assert s3.restored and not s3.must_ask_before_close  # the commit was autosaved too
+    np.testing.assert_array_equal(s3.seg.current, s2.seg.current)
+    s3.discard()
+    assert find_restorable(ident) is None
+    s4 = EditSession.start(vol, ai, LABELS, restore_edits=True)
+    assert not s4.restored and np.array_equal(s4.seg.current, ai)
+    s4.close()

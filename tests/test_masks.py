@@ -254,9 +254,9 @@ class TestClearRelabelLabels:
         assert got == [box, None, None] and seg.revision == 3 and seg.has_unsaved_edits
         assert box.intersects_plane(0, 1) and not box.intersects_plane(0, 2)
         seg.mark_committed()
-        assert not seg.has_unsaved_edits
+        assert not seg.has_unsaved_edits and seg.revision == 4 and got[-1] is None
         assert seg.paint(0, 1, (10, 10), label=1, size_mm=2.0) is None  # no change, no revision
-        assert seg.revision == 3 and len(got) == 3
+        assert seg.revision == 4 and len(got) == 4 and not seg.has_unsaved_edits
 
 
 def test_brush_radius_in_pixels_matches_geometry():

@@ -51,6 +51,7 @@ __all__ = [
     "AutosaveInfo",
     "AutosaveMismatchError",
     "Autosaver",
+    "EditSession",
     "SeriesIdentity",
     "ai_digest",
     "atomic_write_bytes",
@@ -246,3 +247,65 @@ class Autosaver:
 
     def find_restorable(self) -> AutosaveInfo | None:
         return find_restorable(self.identity, directory=self.directory)
+
+
+class EditSession:
+    """One series' edits as the GUI uses them: the segmentation, its autosaver, the close logic.
+
+    Typical flow (no Qt here; the dialogs belong to ``viewer/qt``)::
+
+        ident = SeriesIdentity.from_volume(volume)
+        info = find_restorable(ident)                    # not None -> ask "restore edits from ...?"
+        session = EditSession.start(volume, ai_labels, labels, restore_edits=answer)
+        session.autosaver.maybe_save                     # connect to a QTimer (or autosaver.start())
+        ...
+        if session.must_ask_before_close: ask "export / discard / cancel"
+        session.committed()   # after an export: nothing unsaved, autosave kept up to date
+        session.close()       # or session.discard() when the reader throws the edits away
+    """
+
+    def __init__(self, seg: EditableSegmentation, autosaver: Autosaver, restored: bool) -> None:
+        self.seg = seg
+        self.autosaver = autosaver
+        self.restored = restored
+
+    @classmethod
+    def start(cls, volume: object, ai_labels: object, labels: object = (), *, restore_edits: bool = False,
+              reader: str = "", directory: Path | None = None, **autosaver_kwargs: float) -> EditSession:
+        """A session on ``volume`` (a :class:`viewer.volume.Volume`) with the AI ``ai_labels``.
+
+        With ``restore_edits`` and an autosave for exactly this series, the saved edits come back
+        (the label table, states and reader are the saved ones); otherwise the AI result is the
+        starting point and an older autosave of this series is replaced at the first save.
+        """
+        ident = SeriesIdentity.from_volume(volume)
+        image = getattr(volume, "voxels", None)
+        seg = None
+        if restore_edits and find_restorable(ident, directory=directory) is not None:
+            seg = restore(ident, directory=directory, image=image)
+            if reader and not seg.reader:
+                seg.set_reader(reader)
+        restored = seg is not None
+        if seg is None:
+            seg = EditableSegmentation(ai_labels, volume.spacing, labels, image=image,  # type: ignore[arg-type,attr-defined]
+                                       reader=reader)
+        return cls(seg, Autosaver(seg, ident, directory=directory, **autosaver_kwargs), restored)
+
+    @property
+    def must_ask_before_close(self) -> bool:
+        """True when closing would drop edits the reader has not exported / saved."""
+        return self.seg.has_unsaved_edits
+
+    def committed(self) -> None:
+        """The reader exported / saved the edits: nothing is unsaved any more."""
+        self.seg.mark_committed()
+        self.autosaver.save_now()
+
+    def close(self) -> None:
+        """Stop autosaving, flushing pending changes (the autosave stays for a later restore)."""
+        self.autosaver.close(flush=True)
+
+    def discard(self) -> None:
+        """The reader discarded the edits: stop and delete this series' autosave."""
+        self.autosaver.discard()
+        self.autosaver.close(flush=False)

@@ -172,9 +172,15 @@ class EditableSegmentation(EditOpsMixin, StatsMixin, PersistMixin):
         """True when something changed since :meth:`mark_committed` (the close-asks-first test)."""
         return self._revision != self._committed_revision
 
-    def mark_committed(self, revision: int | None = None) -> None:
-        """Record that the reader saved / exported the edits as of ``revision`` (default now)."""
-        self._committed_revision = self._revision if revision is None else int(revision)
+    def mark_committed(self) -> None:
+        """Record that the reader saved / exported the edits as they are now.
+
+        This is itself a change (a new revision, ``on_change(None)``), so the autosave records it.
+        """
+        with self._lock:
+            self._bump()
+            self._committed_revision = self._revision
+        self._notify(None)
 
     @property
     def labels(self) -> dict[int, LabelInfo]:
