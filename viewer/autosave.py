@@ -5,9 +5,10 @@
 for ``delay_s`` (default 0.5 s), and at the latest ``max_delay_s`` (default 2 s) after the first
 unsaved change, so a continuous drag is still saved every 2 s. Two ways to drive it:
 
-* GUI: a ``QTimer`` (e.g. every 250 ms) calls ``autosaver.maybe_save()`` on the GUI thread;
-* headless / tests: ``autosaver.start()`` runs the same check in a daemon thread;
-  ``stop()`` flushes pending changes.
+* ``autosaver.start()`` runs the check in a daemon thread (recommended, also for the GUI: a save
+  takes 20-300 ms, which must not block the GUI thread); ``stop()`` flushes pending changes.
+  ``on_saved`` / ``on_error`` callbacks then run in that thread (Qt: re-emit as queued signals);
+* ``autosaver.maybe_save(now)`` does one check in the caller's thread (a timer; tests).
 
 The storage format, locations, identity check and atomic writes are described in
 :mod:`viewer.autosave_store` (re-exported here). "Close asks first": a study or the app may
