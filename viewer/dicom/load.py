@@ -11,7 +11,9 @@
 * PixelPaddingValue voxels become air (-1024 HU for CT) or the lowest real value otherwise;
 * MONOCHROME1 is flagged (``meta.invert``), colour becomes RGB uint8 ``[z, y, x, 3]``;
 * the middle slice is decoded first and handed to ``first_slice_callback(z, slice)`` so a GUI can
-  show it at once; compressed data is decoded in a small thread pool (the codecs release the GIL);
+  show it at once; ``threads=N`` decodes files in a thread pool, but the default is 1 thread:
+  measured here, pylibjpeg's libjpeg and openjpeg decoders hold the GIL during a frame, and two
+  threads were slower than one on the shared 2-core machine (see docs/bench/load.md);
 * a file that fails to decode leaves a blank slice and a warning naming it; the rest loads.
 
 ``load_path(path, series=None)`` scans and loads in one call.
@@ -29,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from viewer.dicom.decode import is_color, iter_stored_frames
-from viewer.dicom.headers import NATIVE_SYNTAXES
 from viewer.dicom.layout import SliceLayout, plan_layout
 from viewer.dicom.records import FileInfo, FrameRecord
 from viewer.dicom.scan import ScanResult, Stack, scan
@@ -209,7 +210,7 @@ def load_stack(stack: Stack, *, progress: Progress | None = None, cancel: Cancel
     progress, cancel : the job protocol (``progress(done, total, msg)`` per file; ``Cancelled``).
     first_slice_callback : ``callback(z, slice)`` with the middle slice in output units, called
         before the other slices are decoded.
-    threads : decoder threads; default 1 for uncompressed data (GIL-bound), else up to 4.
+    threads : decoder threads (default 1: the decoders hold the GIL, see the module docstring).
     max_bytes : refuse volumes larger than this (default: 80 % of available memory).
 
     Raises
@@ -271,8 +272,7 @@ def load_stack(stack: Stack, *, progress: Progress | None = None, cancel: Cancel
 
     run(units[0], first=True)
     rest = units[1:]
-    native = info0.transfer_syntax in NATIVE_SYNTAXES and not color
-    n_threads = threads if threads is not None else (1 if native else min(4, os.cpu_count() or 1))
+    n_threads = 1 if threads is None else max(1, int(threads))
     if n_threads <= 1 or len(rest) < 2:
         for u in rest:
             run(u)
