@@ -258,7 +258,7 @@ class EditSession:
         ident = SeriesIdentity.from_volume(volume)
         info = find_restorable(ident)                    # not None -> ask "restore edits from ...?"
         session = EditSession.start(volume, ai_labels, labels, restore_edits=answer)
-        session.autosaver.maybe_save                     # connect to a QTimer (or autosaver.start())
+        session.autosaver.start()                        # autosave in a daemon thread
         ...
         if session.must_ask_before_close: ask "export / discard / cancel"
         session.committed()   # after an export: nothing unsaved, autosave kept up to date
