@@ -1,0 +1,102 @@
+"""Engines side by side on the shipped lung model: torch eager, ONNX Runtime FP32, ONNX Runtime INT8.
+
+Per-slice latency (median of ``--runs``) and throughput at the model's input size, batch 1 and
+batch 8, in one run and one process; ratios ONNX/torch and INT8/FP32; and the time to segment a
+300-slice 512² series end to end with ORT INT8 / FP32 (resample to the model spacing, window, pad,
+infer, resize logits back, argmax). Prints a markdown table and writes ``docs/bench/engines.md``.
+
+    python bench/bench_engines.py [--runs 10] [--threads 2] [--series 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inference.package import load_package  # noqa: E402
+from inference.quantize import ort_session  # noqa: E402
+
+
+def _median_ms(fn, x: np.ndarray, runs: int) -> float:
+    fn(x)  # warm-up
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn(x)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1000.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--package", default=str(ROOT / "resources" / "models" / "lung-ct-unet"))
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=256, help="model input H = W (pixels at the model spacing)")
+    ap.add_argument("--series", type=int, default=300, help="slices of the end-to-end series (0 = skip)")
+    a = ap.parse_args(argv)
+    import torch
+
+    from inference.evaluate import _torch_model
+
+    torch.set_num_threads(a.threads)
+    pkg = load_package(a.package, verify=True)
+    model = _torch_model(pkg)
+    s32, s8 = ort_session(pkg.file("onnx"), a.threads), ort_session(pkg.file("onnx_int8"), a.threads)
+
+    def torch_eager(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    engines = {"torch eager": torch_eager,
+               "ORT FP32": lambda x: s32.run(["logits"], {"image": x})[0],
+               "ORT INT8": lambda x: s8.run(["logits"], {"image": x})[0]}
+    rng = np.random.default_rng(0)
+    rows, per = [], {}
+    for b in (1, 8):
+        x = rng.random((b, 1, a.size, a.size), dtype=np.float32)
+        for name, fn in engines.items():
+            ms = _median_ms(fn, x, a.runs if b == 1 else max(3, a.runs // 3))
+            per[(name, b)] = ms / b
+            rows.append(f"| {name} | {b} | {ms / b:.1f} | {1000.0 * b / ms:.1f} |")
+    r_onnx = {b: per[("torch eager", b)] / per[("ORT FP32", b)] for b in (1, 8)}
+    r_int8 = {b: per[("ORT FP32", b)] / per[("ORT INT8", b)] for b in (1, 8)}
+    e2e = []
+    if a.series:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from eval_model_real import segment
+
+        hu = np.full((a.series, 512, 512), -1000, np.float32)
+        yy, xx = np.mgrid[0:512, 0:512]
+        hu[:, ((yy - 256) / 170) ** 2 + ((xx - 256) / 230) ** 2 < 1] = 40
+        for name in ("ORT INT8", "ORT FP32"):
+            t = time.perf_counter()
+            segment(lambda x, f=engines[name]: f(x), hu, (0.7, 0.7), pkg.input, batch=2)
+            e2e.append(f"| {name} | {a.series} × 512² at 0.7 mm → {pkg.input.spacing_mm} mm | "
+                       f"{time.perf_counter() - t:.1f} s |")
+    md = "\n".join([
+        f"Model `{pkg.name}` {pkg.version}, input {a.size}×{a.size}, {a.threads} threads, "
+        f"{platform.processor() or platform.machine()}, medians of {a.runs} runs (batch 8: {max(3, a.runs // 3)}).",
+        "", "| engine | batch | ms / slice | slices / s |", "|---|---|---|---|", *rows, "",
+        f"ONNX FP32 vs torch eager: {r_onnx[1]:.2f}× (batch 1), {r_onnx[8]:.2f}× (batch 8); target ≥ 2×.  ",
+        f"INT8 vs FP32: {r_int8[1]:.2f}× (batch 1), {r_int8[8]:.2f}× (batch 8); target ≥ 1.5×.", "",
+        *(["| end to end | series | time |", "|---|---|---|", *e2e, "", "Target: 300 slices ≤ 10 s."] if e2e else []),
+    ])
+    print(md)
+    out = ROOT / "docs" / "bench" / "engines.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("# Inference engines\n\n" + md + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""Evaluate the shipped lung model on the real CT in ../shared/data (not a benchmark of speed).
+
+Loads each series with pydicom directly (sorted by ImagePositionPatient along the slice normal,
+rescale applied, axial stacks flipped into the canonical LPS-axial layout), segments it with ONNX
+FP32 and INT8 exactly like the model's input spec says (resample each slice to the model spacing,
+window, pad to a multiple of 16, logits resized back bilinearly, argmax), and compares with the
+classical reference of ``inference.reference``. Writes ``docs/bench/model_real.md`` and
+``docs/images/model_*.png`` (model fill + reference contour). Usage::
+
+    python bench/eval_model_real.py [--package resources/models/lung-ct-unet] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inference.evaluate import ort_engine  # noqa: E402
+from inference.package import load_package  # noqa: E402
+from inference.reference import classical_lungs  # noqa: E402
+from inference.train_data import normalize_window  # noqa: E402
+
+DOCS = ROOT / "docs"
+
+
+def load_series(folder: Path) -> tuple[np.ndarray, tuple[float, float, float], list[Path]]:
+    """HU float32 ``[z, y, x]`` (z: superior first; columns → patient left; rows → posterior)."""
+    import pydicom
+
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    dss = [(p, pydicom.dcmread(p)) for p in files]
+    dss = [(p, d) for p, d in dss if "PixelData" in d]
+    iop = np.array(dss[0][1].ImageOrientationPatient, float)
+    normal = np.cross(iop[:3], iop[3:])
+    pos = np.array([float(np.dot(normal, np.array(d.ImagePositionPatient, float))) for _, d in dss])
+    order = np.argsort(pos)
+    dss = [dss[i] for i in order]
+    pos = pos[order]
+    vol = np.stack([d.pixel_array.astype(np.float32) * float(getattr(d, "RescaleSlope", 1))
+                    + float(getattr(d, "RescaleIntercept", 0)) for _, d in dss])
+    sy, sx = (float(v) for v in dss[0][1].PixelSpacing)
+    sz = float(np.median(np.diff(pos))) if len(pos) > 1 else float(getattr(dss[0][1], "SliceThickness", 1.0))
+    if iop[0] < 0:  # row direction toward patient right: flip columns
+        vol = vol[:, :, ::-1]
+    if iop[4] < 0:  # column direction toward anterior: flip rows
+        vol = vol[:, ::-1, :]
+    if normal[2] > 0:  # increasing position = superior → put superior first
+        vol = vol[::-1]
+    return np.ascontiguousarray(vol), (abs(sz), sy, sx), [p for p, _ in dss][:: (-1 if normal[2] > 0 else 1)]
+
+
+def segment(engine, hu: np.ndarray, spacing_yx: tuple[float, float], spec, batch: int = 4) -> np.ndarray:
+    """Labels ``[z, y, x]`` for a canonical HU volume, following the package input spec."""
+    z, h, w = hu.shape
+    nh, nw = round(h * spacing_yx[0] / spec.spacing_mm), round(w * spacing_yx[1] / spec.spacing_mm)
+    d = spec.divisible_by
+    ph, pw = -(-nh // d) * d, -(-nw // d) * d
+    top, left = (ph - nh) // 2, (pw - nw) // 2
+    out = np.zeros(hu.shape, np.uint8)
+    interp = cv2.INTER_AREA if nh * nw < h * w else cv2.INTER_LINEAR
+    for s in range(0, z, batch):
+        xs = np.zeros((min(batch, z - s), 1, ph, pw), np.float32)
+        xs[...] = normalize_window(np.float32(spec.pad_value_hu), spec.window_center, spec.window_width)
+        for i in range(xs.shape[0]):
+            r = cv2.resize(hu[s + i], (nw, nh), interpolation=interp)
+            xs[i, 0, top : top + nh, left : left + nw] = normalize_window(r, spec.window_center, spec.window_width)
+        logits = engine(xs)[:, :, top : top + nh, left : left + nw]
+        for i in range(logits.shape[0]):
+            up = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in logits[i]])
+            out[s + i] = up.argmax(0)
+    return out
+
+
+def largest_components(lab: np.ndarray) -> np.ndarray:
+    """Keep the largest 3D component of each lung label (1, 2); drop lesions not touching lung."""
+    out = lab.copy()
+    for v in (1, 2):
+        cc, n = ndi.label(lab == v)
+        if n > 1:
+            sizes = ndi.sum_labels(np.ones_like(cc), cc, index=np.arange(1, n + 1))
+            out[(cc > 0) & (cc != 1 + int(np.argmax(sizes)))] = 0
+    return out
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float | None:
+    s = int(a.sum()) + int(b.sum())
+    return None if s == 0 else 2.0 * int((a & b).sum()) / s
+
+
+def lung_scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float | None]:
+    return {"lungs": dice(np.isin(pred, (1, 2)), np.isin(ref, (1, 2))),
+            "right": dice(pred == 1, ref == 1), "left": dice(pred == 2, ref == 2)}
+
+
+def overlay(hu: np.ndarray, lab: np.ndarray, ref: np.ndarray | None, colors, boxes=()) -> np.ndarray:
+    """RGB picture: lung window, model labels filled (40 %), reference outline white, boxes green."""
+    g = (normalize_window(hu, -600, 1500) * 255).astype(np.uint8)
+    rgb = cv2.cvtColor(g, cv2.COLOR_GRAY2RGB)
+    col = np.zeros_like(rgb)
+    for v, c in colors.items():
+        col[lab == v] = c
+    m = lab > 0
+    blend = cv2.addWeighted(rgb, 0.6, col, 0.4, 0)
+    rgb[m] = blend[m]
+    if ref is not None:
+        for v in (1, 2):
+            cs, _ = cv2.findContours((ref == v).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(rgb, cs, -1, (255, 255, 255), 1)
+    for (x0, y0, x1, y1) in boxes:
+        cv2.rectangle(rgb, (x0, y0), (x1, y1), (0, 255, 0), 1)
+    return rgb
+
+
+def montage(tiles: list[np.ndarray], size: int = 384) -> np.ndarray:
+    rs = [cv2.resize(t, (size, size * t.shape[0] // t.shape[1]), interpolation=cv2.INTER_AREA) for t in tiles]
+    h = max(t.shape[0] for t in rs)
+    rs = [np.pad(t, ((0, h - t.shape[0]), (0, 0), (0, 0))) for t in rs]
+    return np.concatenate(rs, 1)
+
+
+def save_png(name: str, rgb: np.ndarray) -> None:
+    (DOCS / "images").mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(DOCS / "images" / f"model_{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--package", default=str(ROOT / "resources" / "models" / "lung-ct-unet"))
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    a = ap.parse_args(argv)
+    pkg = load_package(a.package, verify=True)
+    spec = pkg.input
+    colors = {lab.value: lab.color for lab in pkg.labels if lab.value}
+    engines = {"fp32": ort_engine(pkg.file("onnx")), "int8": ort_engine(pkg.file("onnx_int8"))}
+    data = Path(a.data)
+    results: dict[str, dict] = {}
+    lung_cases = {"B70f": data / "chest-ct-lungdx-a0002" / "series2_8mm_B70f",
+                  "B40f": data / "chest-ct-lungdx-a0002" / "series3_8mm_B40f",
+                  "4dct": data / "chest-ct-4dct-phase00" / "dicom"}
+    ann = list(csv.DictReader(open(data / "chest-ct-lungdx-a0002" / "annotations.csv")))
+    for name, folder in lung_cases.items():
+        hu, sp, files = load_series(folder)
+        ref = classical_lungs(hu, sp)
+        r: dict = {"slices": hu.shape[0], "spacing_mm": list(sp)}
+        preds = {}
+        for ek, eng in engines.items():
+            raw = segment(eng, hu, sp[1:], spec)
+            pp = largest_components(raw)
+            preds[ek] = pp
+            r[ek] = {"raw": lung_scores(raw, ref), "post": lung_scores(pp, ref),
+                     "lesion_voxels": int((raw == 3).sum())}
+        r["int8_vs_fp32"] = {str(v): dice(preds["int8"] == v, preds["fp32"] == v) for v in (1, 2, 3)}
+        p = preds["fp32"]
+        boxes_by_slice: dict[int, list] = {}
+        if name in ("B70f", "B40f"):
+            names = [f.name for f in files]
+            hits = inside = 0
+            for row in ann:
+                if row["kernel"] != name:
+                    continue
+                zi = names.index(Path(row["dicom_file"]).name)
+                x0, y0, x1, y1 = (int(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+                boxes_by_slice.setdefault(zi, []).append((x0, y0, x1, y1))
+                box = p[zi, y0 : y1 + 1, x0 : x1 + 1]
+                hits += int((box == 3).any())
+                inside += int((box == 3).sum())
+            tot3 = int((p == 3).sum())
+            n_boxes = sum(len(v) for v in boxes_by_slice.values())
+            r["lesion"] = {"annotated_slices": n_boxes, "slices_with_lesion_in_box": hits,
+                           "lesion_voxels_total": tot3, "fraction_of_lesion_voxels_in_boxes":
+                           (inside / tot3 if tot3 else None),
+                           "box_voxels_labelled_lesion_or_lung": None}
+        zs = sorted(boxes_by_slice) or [int(hu.shape[0] * f) for f in (0.25, 0.5, 0.75)]
+        zs = [zs[0], zs[len(zs) // 2], zs[-1]] if len(zs) >= 3 else zs
+        if name == "4dct":
+            zs = [int(hu.shape[0] * f) for f in (0.2, 0.45, 0.7, 0.85)]
+        save_png(name, montage([overlay(hu[z], p[z], ref[z], colors, boxes_by_slice.get(z, ())) for z in zs]))
+        r["picture_slices"] = zs
+        results[name] = r
+        print(name, json.dumps({k: r[k] for k in ("fp32", "int8_vs_fp32")}))
+    # negative: upper abdomen, almost no lung
+    hu, sp, _ = load_series(data / "abdomen-ct-lung-free" / "dicom")
+    ref = classical_lungs(hu, sp)
+    vox_ml = float(np.prod(sp)) / 1000
+    r = {"slices": hu.shape[0], "reference_lung_ml": float(np.isin(ref, (1, 2)).sum() * vox_ml)}
+    for ek, eng in engines.items():
+        raw = segment(eng, hu, sp[1:], spec)
+        r[ek] = {"lung_ml_raw": float(np.isin(raw, (1, 2)).sum() * vox_ml),
+                 "lung_ml_post": float(np.isin(largest_components(raw), (1, 2)).sum() * vox_ml),
+                 "lesion_ml": float((raw == 3).sum() * vox_ml),
+                 "slices_with_lung": int(np.isin(raw, (1, 2)).any((1, 2)).sum())}
+        if ek == "fp32":
+            save_png("abdomen", montage([overlay(hu[z], raw[z], ref[z], colors) for z in (0, 5, 12)]))
+    results["abdomen"] = r
+    print("abdomen", json.dumps(r))
+    # pydicom's CT_small.dcm (128x128 crop)
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    hu = (ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)).astype(np.float32)[None]
+    sp = tuple(float(v) for v in ds.PixelSpacing)
+    lab = segment(engines["fp32"], hu, sp, spec)
+    frac = {pkg.label_name(v): float((lab == v).mean()) for v in range(4)}
+    results["CT_small"] = {"fraction": frac, "hu_range": [float(hu.min()), float(hu.max())],
+                           "fov_mm": [hu.shape[1] * sp[0], hu.shape[2] * sp[1]]}
+    save_png("ct_small", montage([overlay(hu[0], lab[0], None, colors)], size=256))
+    print("CT_small", json.dumps(results["CT_small"]))
+    (DOCS / "bench").mkdir(parents=True, exist_ok=True)
+    (DOCS / "bench" / "model_real.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    lines = ["| case | slices | lung Dice raw | lung Dice post | right | left | INT8 vs FP32 (R/L) |",
+             "|---|---|---|---|---|---|---|"]
+    for name in lung_cases:
+        r = results[name]
+        f = r["fp32"]
+        lines.append(f"| {name} | {r['slices']} | {f['raw']['lungs']:.3f} | {f['post']['lungs']:.3f} | "
+                     f"{f['post']['right']:.3f} | {f['post']['left']:.3f} | "
+                     f"{r['int8_vs_fp32']['1']:.4f} / {r['int8_vs_fp32']['2']:.4f} |")
+    md = "\n".join(lines) + "\n"
+    (DOCS / "bench" / "model_real.md").write_text("# Lung model on real CT (vs classical reference)\n\n" + md,
+                                                  encoding="utf-8")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
