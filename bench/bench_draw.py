@@ -97,8 +97,8 @@ def bench_frames(frames: int) -> list[tuple[str, float]]:
     def paint_cv2(i: int) -> None:
         import cv2
 
-        rgb = np.ascontiguousarray(cv2.resize(build(i), (1024, 1024), interpolation=cv2.INTER_LINEAR))
-        img = QImage(rgb.data, 1024, 1024, 1024 * 3, QImage.Format.Format_RGB888)
+        bgra = cv2.cvtColor(cv2.resize(build(i), (1024, 1024), interpolation=cv2.INTER_LINEAR), cv2.COLOR_RGB2BGRA)
+        img = QImage(bgra.data, 1024, 1024, 1024 * 4, QImage.Format.Format_RGB32)
         p = QPainter(target)
         p.drawImage(0, 0, img)
         p.end()

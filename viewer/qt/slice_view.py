@@ -8,6 +8,8 @@ to the physical aspect ratio (``PlaneGeometry.spacing``).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
@@ -45,6 +47,9 @@ class SliceView(QWidget):
         self._rgb: np.ndarray | None = None  # keeps the QImage buffer alive
         self._image: QImage | None = None
         self._dirty = True
+        self._scaled_key: tuple | None = None
+        self._frame_serial = 0
+        self._scaled: tuple[QPointF, QImage] | None = None
         self._frame_index = -1
         self._preview: np.ndarray | None = None
         self.preview_text = ""
@@ -134,6 +139,7 @@ class SliceView(QWidget):
         rgb = np.ascontiguousarray(rgb)
         h, wd = rgb.shape[:2]
         self._rgb = rgb
+        self._frame_serial += 1
         self._image = QImage(rgb.data, wd, h, wd * 3, QImage.Format.Format_RGB888)
         self._dirty = False
         return self._image
@@ -190,10 +196,15 @@ class SliceView(QWidget):
         magnifying up to 4x, nearest beyond so pixels show as blocks, area when shrinking).
 
         Faster than QPainter's smooth scaling (~1 ms vs ~7 ms for 512² → 1024²) and sharp on
-        high-DPI screens (the image carries the device pixel ratio)."""
+        high-DPI screens (the image carries the device pixel ratio). Cached until the frame,
+        zoom/pan or widget size change."""
         import cv2
 
         rgb, rect = self._rgb, self.image_rect()
+        key = (self._frame_serial, rect.x(), rect.y(), rect.width(), rect.height(), self.width(), self.height(),
+               self.devicePixelRatioF())
+        if self._scaled_key == key:  # crosshair / text-only repaints reuse the resampled frame
+            return self._scaled
         nr, nc = rgb.shape[:2]
         x0, y0 = max(rect.left(), 0.0), max(rect.top(), 0.0)
         x1, y1 = min(rect.right(), float(self.width())), min(rect.bottom(), float(self.height()))
@@ -207,12 +218,20 @@ class SliceView(QWidget):
         out_w, out_h = max(1, round((c1 - c0) * sx * dpr)), max(1, round((r1 - r0) * sy * dpr))
         crop = rgb[r0:r1, c0:c1]
         mag = min(sx, sy) * dpr
-        interp = cv2.INTER_AREA if mag < 1 else (cv2.INTER_LINEAR if mag <= 4 else cv2.INTER_NEAREST)
-        out = np.ascontiguousarray(cv2.resize(crop, (out_w, out_h), interpolation=interp))
+        interp = cv2.INTER_AREA if mag < 0.5 else (cv2.INTER_LINEAR if mag <= 4 else cv2.INTER_NEAREST)
+        out = cv2.resize(crop, (out_w, out_h), interpolation=interp)
+        if sys.byteorder == "little":
+            # BGRA bytes are QImage.Format_RGB32 here: Qt blits them without a conversion (5 ms → 0.3 ms)
+            out = cv2.cvtColor(out, cv2.COLOR_RGB2BGRA)
+            img = QImage(out.data, out_w, out_h, out_w * 4, QImage.Format.Format_RGB32)
+        else:  # pragma: no cover - big-endian hosts
+            out = np.ascontiguousarray(out)
+            img = QImage(out.data, out_w, out_h, out_w * 3, QImage.Format.Format_RGB888)
         self._scaled_buf = out  # keep the buffer alive while Qt paints it
-        img = QImage(out.data, out_w, out_h, out_w * 3, QImage.Format.Format_RGB888)
         img.setDevicePixelRatio(dpr)
-        return QPointF(rect.left() + c0 * sx, rect.top() + r0 * sy), img
+        self._scaled_key = key
+        self._scaled = (QPointF(rect.left() + c0 * sx, rect.top() + r0 * sy), img)
+        return self._scaled
 
     # ------------------------------------------------------------------ mouse
     def _voxel_at(self, pos: QPointF) -> tuple[int, int, int] | None:
