@@ -307,7 +307,7 @@ def test_edit_session_restore_commit_close_discard():
     ident = SeriesIdentity.from_volume(vol)
     assert find_restorable(ident).revision == s1.seg.revision
     s2 = EditSession.start(vol, ai, LABELS, restore_edits=True)
-    assert s2.restored and s2.must_ask_before_close and s2.seg.reader == "reader A"
+    assert s2.restored and s2.must_ask_before_close and s2.seg.reader == "reader A" and not s2.ai_changed
     np.testing.assert_array_equal(s2.seg.current, s1.seg.current)
     assert s2.seg.paint(0, 5, (20, 20), label=1, size_mm=4.0, hu_range=(-900, -700)) is not None
     s2.committed()  # exported
@@ -316,6 +316,11 @@ def test_edit_session_restore_commit_close_discard():
     s3 = EditSession.start(vol, ai, LABELS, restore_edits=True)
     assert s3.restored and not s3.must_ask_before_close  # the commit was autosaved too
     np.testing.assert_array_equal(s3.seg.current, s2.seg.current)
+    other_ai = ai.copy()
+    other_ai[0, 0, 0] = 2
+    s3b = EditSession.start(vol, other_ai, LABELS, restore_edits=True)
+    assert s3b.restored and s3b.ai_changed and np.array_equal(s3b.seg.ai, ai)
+    s3b.close()
     s3.discard()
     assert find_restorable(ident) is None
     s4 = EditSession.start(vol, ai, LABELS, restore_edits=True)

@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from viewer.autosave_store import (
     FORMAT,
     AutosaveError,
@@ -265,10 +267,14 @@ class EditSession:
         session.close()       # or session.discard() when the reader throws the edits away
     """
 
-    def __init__(self, seg: EditableSegmentation, autosaver: Autosaver, restored: bool) -> None:
+    def __init__(self, seg: EditableSegmentation, autosaver: Autosaver, restored: bool,
+                 ai_changed: bool = False) -> None:
         self.seg = seg
         self.autosaver = autosaver
         self.restored = restored
+        #: restored edits were made on a different AI result than the one passed to start()
+        #: (e.g. another model); provenance stays relative to the AI result they were made on
+        self.ai_changed = ai_changed
 
     @classmethod
     def start(cls, volume: object, ai_labels: object, labels: object = (), *, restore_edits: bool = False,
@@ -287,10 +293,13 @@ class EditSession:
             if reader and not seg.reader:
                 seg.set_reader(reader)
         restored = seg is not None
+        ai_changed = restored and not np.array_equal(seg.ai, ai_labels)  # type: ignore[union-attr]
+        if ai_changed:
+            log.warning("restored edits were made on a different AI result than the current one")
         if seg is None:
             seg = EditableSegmentation(ai_labels, volume.spacing, labels, image=image,  # type: ignore[arg-type,attr-defined]
                                        reader=reader)
-        return cls(seg, Autosaver(seg, ident, directory=directory, **autosaver_kwargs), restored)
+        return cls(seg, Autosaver(seg, ident, directory=directory, **autosaver_kwargs), restored, ai_changed)
 
     @property
     def must_ask_before_close(self) -> bool:
