@@ -157,12 +157,11 @@ def bones(p: Patient, g: Any, z: float, hu: np.ndarray, dist_in: np.ndarray, fat
         sc = (np.abs(dist_in - fat_th - 10) < 2.2) & (psi > 0.5) & (psi < 0.55 + 0.8 * w + 0.15) & ~cav
         hu[sc] = 780
     # clavicles and humeral heads near the thoracic inlet
-    if zf < 0.11:
-        for side in (-1, 1):
-            t0 = np.clip(np.abs(X) / (p.A * 0.85), 0, 1)
-            yc = -p.Ba * 0.8 + p.fat + 6 + 45 * t0**2
-            cl = (np.abs(Y - yc) < 6) & (np.abs(X) > 15) & (np.abs(X) < p.A * 0.85) & (X * side > 0)
-            _bone(hu, cl, np.abs(Y - yc) < 3.5, 900, 250)
+    if zf < 0.14:  # clavicles: rise laterally, so a plane cuts only a segment of each
+        zc = 0.085 * L - 0.28 * (np.abs(X) - 20)
+        yc = -p.Ba * 0.8 + p.fat + 6 + 45 * np.clip(np.abs(X) / (p.A * 0.85), 0, 1) ** 2
+        cl = (np.abs(Y - yc) < 5.5) & (np.abs(X) > 15) & (np.abs(X) < p.A * 0.85) & (np.abs(z - zc) < 7)
+        _bone(hu, cl, np.abs(Y - yc) < 3.0, 900, 250)
     for cx, cy, ra in arms:
         rr2 = (X - cx) ** 2 + (Y - cy) ** 2
         rh = 11.0 if zf > 0.1 else 21.0

@@ -322,7 +322,8 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     w = p.med_w * (0.45 + 0.55 * up) * (1 - 0.45 * down)
     y_ant = -float(body_axes(p, z)[1]) + p.wall_ant
     yc, h = (p.spine_y + y_ant) / 2, (p.spine_y - y_ant) / 2
-    med |= ((X - p.med_x - 9 * up) / w) ** 2 + ((Y - yc) / h) ** 2 < 1
+    if z > p.z_apex:
+        med |= ((X - p.med_x - 9 * up) / w) ** 2 + ((Y - yc) / h) ** 2 < 1
     med |= (he < 1.12) | (tubes["vbig"] > 0.5) | (tubes["mvd"] > 0.5) | (tubes["mad"] > 0.5) | (tubes["esod"] > 0.5)
     k = max(3, int(round(16 / s)) | 1)
     med = cv2.morphologyEx(med.view(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
@@ -332,9 +333,9 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     nodes = fill & (tex(2.5, 5) > 2.2)
     hu[nodes] = 35  # lymph nodes / unnamed soft tissue in the mediastinal fat
     if z < p.z_apex + 0.08 * L:  # thoracic inlet / neck: muscles, thyroid, fat
-        nk = thorax & ~env & ~med
+        nk = thorax & ~env & ~(med & (z > p.z_apex))
         tn = tex(3.0, 6)
-        hu[nk] = np.where((np.abs(tn[nk]) < 0.1) | (tn[nk] > 2.0), _F(-85), 45 + 5 * tn[nk])  # muscles, fat planes
+        hu[nk] = np.where((np.abs(tn[nk]) < 0.06) | (tn[nk] > 2.2), _F(-85), 45 + 5 * tn[nk])  # muscles, fat planes
         tr = p.airways_main
         t = float(np.clip((z - tr.p0[0, 2]) / (tr.p1[0, 2] - tr.p0[0, 2]), 0, 1))
         tx, ty = tr.p0[0, :2] + t * (tr.p1[0, :2] - tr.p0[0, :2])
