@@ -133,14 +133,21 @@ class TestGenerateVolume:
         big = area > 0.5 * area.max()
         assert ((lab[big] == 1).sum() > 0) and ((lab[big] == 2).sum() > 0)
 
-    def test_lesion_spans_slices_at_its_centre(self, vol) -> None:
-        _, lab, info = vol
-        hits = 0
+    def test_lesion_info_points_at_label_3(self) -> None:
+        hu, lab, info = generate_volume(np.random.default_rng(4), shape=(40, 256, 256), spacing=(5.0, 1.4, 1.4),
+                                        lesions=4)
+        assert len(info["lesions"]) == 4
         for les in info["lesions"]:
+            z, y, x = (int(round(v)) for v in les["centre_zyx"])
+            win = lab[max(z - 1, 0) : z + 2, max(y - 3, 0) : y + 4, max(x - 3, 0) : x + 4]
+            assert (win == 3).any(), f"no lesion label at {les}"
+            if les["kind"] == "solid":
+                assert hu[z, y, x] > -300
+        # a lesion spans several 5 mm slices when it is large
+        big = [les for les in info["lesions"] if les["diameter_mm"] > 20]
+        for les in big:
             z = int(round(les["centre_zyx"][0]))
-            if (lab[max(z - 1, 0) : z + 2] == 3).any():
-                hits += 1
-        assert hits >= 1
+            assert sum((lab[k] == 3).any() for k in range(max(z - 2, 0), min(z + 3, 40))) >= 3
 
     def test_volume_deterministic(self) -> None:
         kw = dict(shape=(4, 64, 64), spacing=(10.0, 5.0, 5.0), lesions=1)
