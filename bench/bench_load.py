@@ -41,13 +41,15 @@ OUT = ROOT / "docs" / "bench" / "load.md"
 def phantom(nz: int, n: int = 512, seed: int = 0) -> np.ndarray:
     """[z, y, x] int16 HU: air, an elliptic body (soft tissue), two lungs, a spine, CT noise."""
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[-1:1:complex(0, n), -1:1:complex(0, n)]
+    y, x = np.mgrid[-1 : 1 : complex(0, n), -1 : 1 : complex(0, n)]
     body = (x / 0.85) ** 2 + (y / 0.6) ** 2 < 1
     spine = (x**2 + (y - 0.4) ** 2) < 0.01
     vol = np.empty((nz, n, n), dtype=np.int16)
     for z in range(nz):
         r = 0.25 + 0.1 * np.sin(np.pi * z / nz)
-        lungs = (((x - 0.4) / r) ** 2 + (y / (1.4 * r)) ** 2 < 1) | (((x + 0.4) / r) ** 2 + (y / (1.4 * r)) ** 2 < 1)
+        lungs = (((x - 0.4) / r) ** 2 + (y / (1.4 * r)) ** 2 < 1) | (
+            ((x + 0.4) / r) ** 2 + (y / (1.4 * r)) ** 2 < 1
+        )
         sl = np.where(body, 40, -1000).astype(np.float32)
         sl[lungs & body] = -850
         sl[spine] = 700
@@ -83,7 +85,11 @@ def measure(folder: Path, runs: int, threads: list[int | None]) -> dict[str, flo
             t0 = time.perf_counter()
             first = []
             st = scan(folder).stacks[0]
-            load_stack(st, threads=th, first_slice_callback=lambda z, a: first.append(time.perf_counter() - t0))
+            load_stack(
+                st,
+                threads=th,
+                first_slice_callback=lambda z, a: first.append(time.perf_counter() - t0),
+            )
             fulls.append(time.perf_counter() - t0)
             firsts.append(first[0])
         tag = "default threads" if th is None else f"{th} thread{'s' if th > 1 else ''}"
@@ -115,30 +121,58 @@ def main() -> int:
     ap.add_argument("--slices", type=int, default=300)
     args = ap.parse_args()
     vol = phantom(args.slices)
-    comp = JPEG_LOSSLESS_SV1 if JPEG_LOSSLESS_SV1 in encodable_transfer_syntaxes() else "1.2.840.10008.1.2.5"
-    comp_name = "JPEG Lossless SV1 (GDCM encoder)" if comp == JPEG_LOSSLESS_SV1 else "RLE Lossless (no JPEG encoder)"
+    comp = (
+        JPEG_LOSSLESS_SV1
+        if JPEG_LOSSLESS_SV1 in encodable_transfer_syntaxes()
+        else "1.2.840.10008.1.2.5"
+    )
+    comp_name = (
+        "JPEG Lossless SV1 (GDCM encoder)"
+        if comp == JPEG_LOSSLESS_SV1
+        else "RLE Lossless (no JPEG encoder)"
+    )
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
         for label, ts in (("uncompressed", "1.2.840.10008.1.2.1"), (comp_name, comp)):
             folder = Path(tmp) / label.split()[0]
             t0 = time.perf_counter()
-            write_series(folder, vol, spacing=(1.0, 0.7, 0.7), transfer_syntax=ts, bits_stored=12, uid_seed="bench")
+            write_series(
+                folder,
+                vol,
+                spacing=(1.0, 0.7, 0.7),
+                transfer_syntax=ts,
+                bits_stored=12,
+                uid_seed="bench",
+            )
             size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
-            print(f"wrote {label}: {args.slices} files, {size:.0f} MiB in {time.perf_counter() - t0:.1f} s", flush=True)
+            print(
+                f"wrote {label}: {args.slices} files, {size:.0f} MiB in {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
             threads = [None] if ts == "1.2.840.10008.1.2.1" else [None, 2]
             results[label] = measure(folder, args.runs, threads)
             results[label]["_size"] = size
-    lines = [f"## DICOM loading ({args.slices} x 512 x 512 CT, int16 volume "
-             f"{args.slices * 512 * 512 * 2 / 2**20:.0f} MiB; median of {args.runs} runs, warm cache)", ""]
+    lines = [
+        f"## DICOM loading ({args.slices} x 512 x 512 CT, int16 volume "
+        f"{args.slices * 512 * 512 * 2 / 2**20:.0f} MiB; median of {args.runs} runs, warm cache)",
+        "",
+    ]
     for label, r in results.items():
         sitk_t = r["SimpleITK ImageSeriesReader"]
-        lines += [f"### {label} ({r['_size']:.0f} MiB on disk)", "", "| step | time (s) | vs SimpleITK |", "|---|---|---|"]
+        lines += [
+            f"### {label} ({r['_size']:.0f} MiB on disk)",
+            "",
+            "| step | time (s) | vs SimpleITK |",
+            "|---|---|---|",
+        ]
         for k, v in r.items():
             if k.startswith("_") or k.startswith("peak"):
                 continue
             ratio = f"{sitk_t / v:.2f}x faster" if k.startswith("full") and v > 0 else ""
             lines.append(f"| {k} | {v:.3f} | {ratio} |")
-        lines.append(f"| peak memory during load_stack | {r['peak memory / int16 volume']:.2f} x volume | |")
+        lines.append(
+            f"| peak memory during load_stack | {r['peak memory / int16 volume']:.2f} x volume | |"
+        )
         lines.append("")
     u = results["uncompressed"]
     c = results[comp_name]
@@ -147,15 +181,27 @@ def main() -> int:
     checks = [
         ("first image <= 0.25 s (uncompressed)", u["first image (default threads)"] <= 0.25),
         ("first image <= 0.25 s (compressed)", c["first image (default threads)"] <= 0.25),
-        ("uncompressed full load >= 3x faster than SimpleITK", u["SimpleITK ImageSeriesReader"] / full_u >= 3),
-        ("compressed full load at least as fast as SimpleITK", c["SimpleITK ImageSeriesReader"] / full_c >= 1),
+        (
+            "uncompressed full load >= 3x faster than SimpleITK",
+            u["SimpleITK ImageSeriesReader"] / full_u >= 3,
+        ),
+        (
+            "compressed full load at least as fast as SimpleITK",
+            c["SimpleITK ImageSeriesReader"] / full_c >= 1,
+        ),
         ("peak memory <= 1.5x int16 volume (uncompressed)", u["peak memory / int16 volume"] <= 1.5),
         ("peak memory <= 1.5x int16 volume (compressed)", c["peak memory / int16 volume"] <= 1.5),
     ]
-    lines += ["| target | met |", "|---|---|"] + [f"| {n} | {'yes' if ok else 'NO'} |" for n, ok in checks]
-    lines += ["", "Full load includes the header scan. SimpleITK: `GetGDCMSeriesFileNames` + `Execute` + array "
-              "view (int16 here since the files are int16-compatible). The machine has 2 cores shared with "
-              "other jobs, so absolute times vary; ratios are measured side by side.", ""]
+    lines += ["| target | met |", "|---|---|"] + [
+        f"| {n} | {'yes' if ok else 'NO'} |" for n, ok in checks
+    ]
+    lines += [
+        "",
+        "Full load includes the header scan. SimpleITK: `GetGDCMSeriesFileNames` + `Execute` + array "
+        "view (int16 here since the files are int16-compatible). The machine has 2 cores shared with "
+        "other jobs, so absolute times vary; ratios are measured side by side.",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     OUT.parent.mkdir(parents=True, exist_ok=True)

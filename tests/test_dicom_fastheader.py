@@ -43,8 +43,13 @@ def test_same_as_pydicom_with_sequences_and_private_tags(tmp_path, monkeypatch, 
     nested = Dataset()
     nested.ReferencedSOPInstanceUID = "1.2.3"
     item.ReferencedImageSequence = Sequence([nested])
-    extra = {"AnatomicRegionSequence": Sequence([item]), "PixelPaddingValue": 0,
-             "WindowCenterWidthExplanation": ["A", "B"], "WindowCenter": [40, -600], "WindowWidth": [400, 1500]}
+    extra = {
+        "AnatomicRegionSequence": Sequence([item]),
+        "PixelPaddingValue": 0,
+        "WindowCenterWidthExplanation": ["A", "B"],
+        "WindowCenter": [40, -600],
+        "WindowWidth": [400, 1500],
+    }
     p = write_series(tmp_path, np.full((1, 8, 8), 7, np.int16), transfer_syntax=ts, extra=extra)[0]
     ds = pydicom.dcmread(p)
     ds.private_block(0x0009, "ACME", create=True).add_new(0x01, "LO", "secret")
@@ -66,8 +71,17 @@ def test_declines_what_it_does_not_handle(tmp_path):
     assert parse_header(good[:400]) is None  # header cut short: pydicom decides the reason
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm",
-                                  "693_J2KI.dcm", "JPEG2000.dcm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_RLE.dcm",
+        "693_J2KI.dcm",
+        "JPEG2000.dcm",
+    ],
+)
 def test_pydicom_samples_same_both_routes(monkeypatch, name):
     fast, slow = both_routes(get_testdata_file(name), monkeypatch)
     assert as_plain(fast) == as_plain(slow)

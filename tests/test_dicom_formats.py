@@ -17,16 +17,30 @@ from pydicom.uid import (
 
 from viewer.dicom.load import load_path, load_stack
 from viewer.dicom.scan import scan
-from viewer.dicom.synth import JPEG_LOSSLESS_SV1, encodable_transfer_syntaxes, write_multiframe, write_series
+from viewer.dicom.synth import (
+    JPEG_LOSSLESS_SV1,
+    encodable_transfer_syntaxes,
+    write_multiframe,
+    write_series,
+)
 
 
 def ct(shape=(5, 16, 20), seed=0, lo=-1024, hi=3000) -> np.ndarray:
     return np.random.default_rng(seed).integers(lo, hi, shape).astype(np.int16)
 
 
-LOSSLESS = [ts for ts in (ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless, JPEGLSLossless, JPEG2000Lossless,
-                          JPEG_LOSSLESS_SV1)
-            if ts in (ImplicitVRLittleEndian, ExplicitVRBigEndian) or ts in encodable_transfer_syntaxes()]
+LOSSLESS = [
+    ts
+    for ts in (
+        ImplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        RLELossless,
+        JPEGLSLossless,
+        JPEG2000Lossless,
+        JPEG_LOSSLESS_SV1,
+    )
+    if ts in (ImplicitVRLittleEndian, ExplicitVRBigEndian) or ts in encodable_transfer_syntaxes()
+]
 
 
 class TestTransferSyntaxes:
@@ -42,7 +56,9 @@ class TestTransferSyntaxes:
 
     def test_compressed_enhanced_multiframe(self, tmp_path):
         v = ct((6, 16, 16), seed=2)
-        write_multiframe(tmp_path / "mf.dcm", v, transfer_syntax=RLELossless, spacing=(1.5, 0.5, 0.5))
+        write_multiframe(
+            tmp_path / "mf.dcm", v, transfer_syntax=RLELossless, spacing=(1.5, 0.5, 0.5)
+        )
         vol = load_path(tmp_path)
         np.testing.assert_array_equal(vol.voxels, v)
 
@@ -58,7 +74,9 @@ class TestStoredValues:
 
     def test_intercept_outside_int16_range(self, tmp_path):
         v = np.random.default_rng(13).integers(0, 4000, (3, 8, 8))
-        write_series(tmp_path, v, modality="MR", rescale_intercept=-40000, signed=False, window=None)
+        write_series(
+            tmp_path, v, modality="MR", rescale_intercept=-40000, signed=False, window=None
+        )
         vol = load_path(tmp_path)
         assert vol.voxels.dtype == np.int16
         np.testing.assert_array_equal(vol.voxels, v)
@@ -113,7 +131,9 @@ class TestStoredValues:
 class TestPhotometric:
     def test_monochrome1_flagged_not_inverted(self, tmp_path):
         v = ct(lo=0, hi=4000, seed=9)
-        write_series(tmp_path, v, modality="MR", photometric="MONOCHROME1", rescale_intercept=0, window=None)
+        write_series(
+            tmp_path, v, modality="MR", photometric="MONOCHROME1", rescale_intercept=0, window=None
+        )
         vol = load_path(tmp_path)
         assert vol.meta.invert is True and vol.meta.photometric == "MONOCHROME1"
         np.testing.assert_array_equal(vol.voxels, v)
@@ -128,15 +148,24 @@ class TestPhotometric:
     def test_window_presets_from_header(self, tmp_path):
         write_series(tmp_path, ct((2, 8, 8)), window=[(40, 400, "SOFT"), (-600, 1500, "LUNG")])
         presets = load_path(tmp_path).meta.window_presets
-        assert [(p.name, p.center, p.width) for p in presets] == [("SOFT", 40, 400), ("LUNG", -600, 1500)]
+        assert [(p.name, p.center, p.width) for p in presets] == [
+            ("SOFT", 40, 400),
+            ("LUNG", -600, 1500),
+        ]
 
 
 class TestMultiFrame:
     def test_enhanced_ct_frames_out_of_order(self, tmp_path):
         v = ct((5, 12, 10), seed=11)
         order = [3, 0, 4, 1, 2]
-        write_multiframe(tmp_path / "e.dcm", v, spacing=(1.5, 0.6, 0.7), origin=(3, 4, -50), frame_order=order,
-                         window=(50, 350))
+        write_multiframe(
+            tmp_path / "e.dcm",
+            v,
+            spacing=(1.5, 0.6, 0.7),
+            origin=(3, 4, -50),
+            frame_order=order,
+            window=(50, 350),
+        )
         st = scan(tmp_path).stacks[0]
         assert st.first.number_of_frames == 5
         vol = load_stack(st)
@@ -165,9 +194,16 @@ class TestPydicomSamples:
         assert vol.origin == pytest.approx(tuple(float(x) for x in ds.ImagePositionPatient))
         assert vol.meta.modality == "CT" and vol.meta.units == "HU"
 
-    @pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm",
-                                      "MR_small_jp2klossless.dcm", "MR_small_bigendian.dcm",
-                                      "MR_small_implicit.dcm"])
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "MR_small_RLE.dcm",
+            "MR_small_jpeg_ls_lossless.dcm",
+            "MR_small_jp2klossless.dcm",
+            "MR_small_bigendian.dcm",
+            "MR_small_implicit.dcm",
+        ],
+    )
     def test_mr_small_variants_decode_identically(self, name):
         ref = load_path(get_testdata_file("MR_small.dcm")).voxels
         np.testing.assert_array_equal(load_path(get_testdata_file(name)).voxels, ref)

@@ -32,7 +32,13 @@ def assert_positions_match_files(vol) -> None:
 class TestAxial:
     def test_hfs_exact(self, tmp_path):
         v = ct()
-        write_series(tmp_path, v, spacing=(2.5, 0.7, 0.8), origin=(-10.0, -20.0, 30.0), patient_position="HFS")
+        write_series(
+            tmp_path,
+            v,
+            spacing=(2.5, 0.7, 0.8),
+            origin=(-10.0, -20.0, 30.0),
+            patient_position="HFS",
+        )
         vol = load_path(tmp_path)
         assert vol.voxels.dtype == np.int16
         np.testing.assert_array_equal(vol.voxels, v)
@@ -43,14 +49,20 @@ class TestAxial:
         assert vol.warnings == []
         assert_positions_match_files(vol)
         # pixel (row 3, col 4) of slice 2 lies at origin + 4*sx*row + 3*sy*col + 2*sz*normal
-        np.testing.assert_allclose(vol.index_to_lps(2, 3, 4), [-10 + 4 * 0.8, -20 + 3 * 0.7, 30 + 2 * 2.5])
+        np.testing.assert_allclose(
+            vol.index_to_lps(2, 3, 4), [-10 + 4 * 0.8, -20 + 3 * 0.7, 30 + 2 * 2.5]
+        )
 
     def test_ffs_reversed_order(self, tmp_path):
         v = ct(seed=1)
         iop = (-1, 0, 0, 0, 1, 0)  # feet first: row axis points to patient right
         normal = np.cross(iop[:3], iop[3:])
-        pos = [np.array([5.0, -3.0, 100.0]) - k * 3.0 * normal for k in range(len(v))]  # instance 1 highest
-        write_series(tmp_path, v, spacing=(3.0, 0.5, 0.5), iop=iop, positions=pos, patient_position="FFS")
+        pos = [
+            np.array([5.0, -3.0, 100.0]) - k * 3.0 * normal for k in range(len(v))
+        ]  # instance 1 highest
+        write_series(
+            tmp_path, v, spacing=(3.0, 0.5, 0.5), iop=iop, positions=pos, patient_position="FFS"
+        )
         vol = load_path(tmp_path)
         np.testing.assert_array_equal(vol.voxels, v[::-1])  # sorted along +normal
         np.testing.assert_allclose(vol.direction[:, 2], normal, atol=1e-9)
@@ -76,7 +88,9 @@ class TestOrientation:
         write_series(tmp_path, v, spacing=(4.0, 0.9, 0.9), origin=(-40.0, -100.0, 80.0), iop=iop)
         vol = load_path(tmp_path)
         np.testing.assert_array_equal(vol.voxels, v)
-        np.testing.assert_allclose(vol.direction, np.array([[0, 1, 0], [0, 0, -1], [-1, 0, 0]]).T, atol=1e-9)
+        np.testing.assert_allclose(
+            vol.direction, np.array([[0, 1, 0], [0, 0, -1], [-1, 0, 0]]).T, atol=1e-9
+        )
         assert any("non-axial stack (sagittal)" in w for w in vol.warnings)
         assert_positions_match_files(vol)
 
@@ -124,7 +138,9 @@ class TestSpacingProblems:
     def test_gantry_tilt_keeps_true_slice_vector(self, tmp_path):
         v = ct((6, 8, 8), seed=7)
         tilt = np.radians(15)
-        step = np.array([0.0, np.sin(tilt), np.cos(tilt)]) * 2.0  # slices shift along y (column axis)
+        step = (
+            np.array([0.0, np.sin(tilt), np.cos(tilt)]) * 2.0
+        )  # slices shift along y (column axis)
         pos = [np.array([-5.0, -6.0, 7.0]) + k * step for k in range(6)]
         write_series(tmp_path, v, positions=pos, extra={"GantryDetectorTilt": 15.0})
         vol = load_path(tmp_path)
@@ -162,8 +178,15 @@ class TestSplitting:
 
     def test_near_identical_positions_are_duplicates(self, tmp_path):
         v = ct((3, 8, 8), seed=10)
-        write_series(tmp_path / "a", v, series_uid="1.2.3.7", positions=[(0, 0, z) for z in (0.0, 2.0, 4.0)])
-        write_series(tmp_path / "b", v, series_uid="1.2.3.7", positions=[(0, 0, z) for z in (0.006, 2.0, 4.006)])
+        write_series(
+            tmp_path / "a", v, series_uid="1.2.3.7", positions=[(0, 0, z) for z in (0.0, 2.0, 4.0)]
+        )
+        write_series(
+            tmp_path / "b",
+            v,
+            series_uid="1.2.3.7",
+            positions=[(0, 0, z) for z in (0.006, 2.0, 4.006)],
+        )
         stacks = scan(tmp_path).stacks
         assert [s.image_count for s in stacks] == [3, 3]
         for s in stacks:
@@ -185,7 +208,10 @@ class TestSplitting:
         res = scan(tmp_path)
         assert len(res.series) == 1
         assert sorted((s.image_count, s.rows, s.columns, s.orientation) for s in res.stacks) == [
-            (2, 8, 8, "sagittal"), (2, 10, 12, "axial"), (3, 8, 8, "axial")]
+            (2, 8, 8, "sagittal"),
+            (2, 10, 12, "axial"),
+            (3, 8, 8, "axial"),
+        ]
         vol = load_path(tmp_path, "1.2.3.6")  # a series UID with several stacks: the largest
         assert vol.shape == (3, 8, 8)
         assert "3 stacks match" in vol.warnings[0]

@@ -66,7 +66,9 @@ def test_abdomen_jpeg2000(shared_data):
     assert st[0].first.transfer_syntax == "1.2.840.10008.1.2.4.90"
     vol = load_stack(st[0], threads=2)
     assert vol.shape == (20, 512, 512) and vol.spacing[0] == pytest.approx(2.0)
-    assert any("no SeriesInstanceUID" in w for w in vol.warnings)  # the de-identified files blank it
+    assert any(
+        "no SeriesInstanceUID" in w for w in vol.warnings
+    )  # the de-identified files blank it
     assert_same_as_sitk(vol, folder)
 
 
@@ -85,8 +87,10 @@ def test_12bit_masking_and_sign(shared_data):
     res = scan(shared_data / "dcm-qa-12bit" / "In")
     by_name = {s.first.ref.name: load_stack(s).voxels for s in res.stacks}
     assert len(by_name) == 3
-    plain, stripes, signed = (by_name[n] for n in ("12bitUnsigned.dcm", "12bitUnsigned_0x0F0F.dcm",
-                                                   "12bitSigned_0x0F0F.dcm"))
+    plain, stripes, signed = (
+        by_name[n]
+        for n in ("12bitUnsigned.dcm", "12bitUnsigned_0x0F0F.dcm", "12bitSigned_0x0F0F.dcm")
+    )
     assert 0 <= plain.min() and plain.max() <= 4095
     assert stripes.max() <= 4095 and {3855, 4095} <= set(np.unique(stripes).tolist())
     assert signed.min() >= -2048 and signed.max() <= 2047

@@ -62,8 +62,9 @@ class TestBrokenFiles:
         assert "not a DICOM file" in reason_for(res, "random.bin")
         assert "not a DICOM file" in reason_for(res, "empty")
         assert "truncated" in reason_for(res, "truncated_pixels.dcm")
-        assert "unreadable DICOM header" in reason_for(res, "truncated_header.dcm") or \
-            "no pixel data" in reason_for(res, "truncated_header.dcm")
+        assert "unreadable DICOM header" in reason_for(
+            res, "truncated_header.dcm"
+        ) or "no pixel data" in reason_for(res, "truncated_header.dcm")
         assert "Rows" in reason_for(res, "no_rows.dcm")
         assert "PixelData holds" in reason_for(res, "short_pixels.dcm")
         assert "no pixel data" in reason_for(res, "no_pixels.dcm")
@@ -96,7 +97,9 @@ class TestBrokenFiles:
 
     def test_nothing_loadable_is_a_clear_error(self, tmp_path):
         (tmp_path / "notes.txt").write_text("hello")
-        with pytest.raises(DicomError, match="no loadable DICOM images.*notes.txt.*not a DICOM file"):
+        with pytest.raises(
+            DicomError, match="no loadable DICOM images.*notes.txt.*not a DICOM file"
+        ):
             load_path(tmp_path)
 
     def test_missing_path_and_unknown_series(self, good, tmp_path):
@@ -131,7 +134,10 @@ class TestContainers:
         np.testing.assert_array_equal(load_stack(res.stacks[0]).voxels, v)
         shutil.copy(z, root / "archive.zip")
         res2 = scan(root)
-        assert sorted(s.image_count for s in res2.stacks) == [6, 6]  # folder copy + zip copy, kept apart
+        assert sorted(s.image_count for s in res2.stacks) == [
+            6,
+            6,
+        ]  # folder copy + zip copy, kept apart
 
     def test_non_image_objects_listed(self, good):
         root, _ = good
@@ -165,10 +171,16 @@ class TestJobProtocol:
     @pytest.mark.parametrize("threads", [1, 3])
     def test_middle_slice_first(self, tmp_path, threads):
         v = ct((9, 16, 16), seed=3)
-        write_series(tmp_path, v, transfer_syntax=RLELossless if threads > 1 else "1.2.840.10008.1.2.1")
+        write_series(
+            tmp_path, v, transfer_syntax=RLELossless if threads > 1 else "1.2.840.10008.1.2.1"
+        )
         events = []
-        vol = load_path(tmp_path, threads=threads, progress=lambda d, t, m: events.append("p"),
-                        first_slice_callback=lambda z, a: events.append((z, a.copy())))
+        vol = load_path(
+            tmp_path,
+            threads=threads,
+            progress=lambda d, t, m: events.append("p"),
+            first_slice_callback=lambda z, a: events.append((z, a.copy())),
+        )
         first = events[0]
         assert isinstance(first, tuple), "the first slice must arrive before any other progress"
         z, arr = first

@@ -26,7 +26,10 @@ def check_against_dicom(nifti_path, vol) -> None:
     for z, src in enumerate(vol.meta.source_files):
         ds = pydicom.dcmread(src)
         ipp = np.array(ds.ImagePositionPatient, float)
-        row, col = np.array(ds.ImageOrientationPatient[:3], float), np.array(ds.ImageOrientationPatient[3:], float)
+        row, col = (
+            np.array(ds.ImageOrientationPatient[:3], float),
+            np.array(ds.ImageOrientationPatient[3:], float),
+        )
         dr, dc = (float(v) for v in ds.PixelSpacing)  # row spacing (between rows), column spacing
         for i, j in [(0, 0), (data.shape[0] - 1, 0), (0, data.shape[1] - 1), (3, 5)]:
             # nibabel voxel (i=column, j=row, k=slice) -> RAS; DICOM: IPP + i*dc*row + j*dr*col (LPS)
@@ -38,12 +41,24 @@ def check_against_dicom(nifti_path, vol) -> None:
 
 
 class TestWriteNifti:
-    @pytest.mark.parametrize("iop,pp", [((1, 0, 0, 0, 1, 0), "HFS"), ((-1, 0, 0, 0, 1, 0), "FFS"),
-                                        ((0, 1, 0, 0, 0, -1), "HFS"),
-                                        ((0.8660254, 0.5, 0, -0.4330127, 0.75, -0.5), "HFS")])
+    @pytest.mark.parametrize(
+        "iop,pp",
+        [
+            ((1, 0, 0, 0, 1, 0), "HFS"),
+            ((-1, 0, 0, 0, 1, 0), "FFS"),
+            ((0, 1, 0, 0, 0, -1), "HFS"),
+            ((0.8660254, 0.5, 0, -0.4330127, 0.75, -0.5), "HFS"),
+        ],
+    )
     def test_affine_places_voxels_at_dicom_positions(self, tmp_path, iop, pp):
-        write_series(tmp_path / "d", ct(), spacing=(2.5, 0.7, 0.9), origin=(12.0, -30.0, 55.0), iop=iop,
-                     patient_position=pp)
+        write_series(
+            tmp_path / "d",
+            ct(),
+            spacing=(2.5, 0.7, 0.9),
+            origin=(12.0, -30.0, 55.0),
+            iop=iop,
+            patient_position=pp,
+        )
         vol = load_path(tmp_path / "d")
         out = write_nifti(vol, tmp_path / "v.nii.gz")
         check_against_dicom(out, vol)
@@ -53,7 +68,10 @@ class TestWriteNifti:
 
     def test_sheared_grid_uses_sform_only(self, tmp_path):
         t = np.radians(12)
-        pos = [np.array([0.0, 0.0, 0.0]) + k * 3.0 * np.array([0, np.sin(t), np.cos(t)]) for k in range(5)]
+        pos = [
+            np.array([0.0, 0.0, 0.0]) + k * 3.0 * np.array([0, np.sin(t), np.cos(t)])
+            for k in range(5)
+        ]
         write_series(tmp_path / "d", ct(), positions=pos)
         vol = load_path(tmp_path / "d")
         out = write_nifti(vol, tmp_path / "tilt.nii")

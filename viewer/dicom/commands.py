@@ -29,8 +29,10 @@ def _fmt_spacing(sp: tuple[float, float, float] | None) -> str:
 
 def format_scan(result: ScanResult) -> str:
     """Human-readable table of a scan (one line per stack, then non-image and skipped files)."""
-    lines = [f"Scanned {result.root}: {len(result.stacks)} stack(s), {len(result.non_image)} non-image "
-             f"object(s), {len(result.skipped)} skipped file(s)"]
+    lines = [
+        f"Scanned {result.root}: {len(result.stacks)} stack(s), {len(result.non_image)} non-image "
+        f"object(s), {len(result.skipped)} skipped file(s)"
+    ]
     head = f"{'stack id':<13} {'series#':>7} {'mod':<4} {'images':>6} {'size':>9} {'spacing mm (z,y,x)':<20} description"
     for p in result.patients:
         for st in p.studies:
@@ -40,9 +42,11 @@ def format_scan(result: ScanResult) -> str:
             for se in st.series:
                 for sk in se.stacks:
                     size = f"{sk.columns}x{sk.rows}"
-                    lines.append(f"{sk.stack_id:<13} {se.series_number if se.series_number is not None else '-':>7} "
-                                 f"{sk.modality:<4} {sk.image_count:>6} {size:>9} {_fmt_spacing(sk.spacing):<20} "
-                                 f"{sk.description}")
+                    lines.append(
+                        f"{sk.stack_id:<13} {se.series_number if se.series_number is not None else '-':>7} "
+                        f"{sk.modality:<4} {sk.image_count:>6} {size:>9} {_fmt_spacing(sk.spacing):<20} "
+                        f"{sk.description}"
+                    )
                     lines.append(f"{'':<13} series {se.series_uid}")
                     lines.extend(f"{'':<13} ! {w}" for w in sk.warnings)
     if result.non_image:
@@ -56,8 +60,10 @@ def format_scan(result: ScanResult) -> str:
         lines.extend(f"  {s.path}: {s.reason}" for s in result.skipped if s not in not_dicom)
         if not_dicom:
             names = ", ".join(os.path.basename(s.path) for s in not_dicom[:5])
-            lines.append(f"  {len(not_dicom)} non-DICOM file(s): {names}{' ...' if len(not_dicom) > 5 else ''} "
-                         "(--json lists them all)")
+            lines.append(
+                f"  {len(not_dicom)} non-DICOM file(s): {names}{' ...' if len(not_dicom) > 5 else ''} "
+                "(--json lists them all)"
+            )
     return "\n".join(lines)
 
 
@@ -88,6 +94,8 @@ def cmd_convert(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     for w in vol.warnings:
         print(f"warning: {w}", file=sys.stderr)
     nz, ny, nx = vol.shape
-    out.write(f"wrote {path}: {nx}x{ny}x{nz} voxels, spacing {_fmt_spacing(vol.spacing)} mm (z,y,x), "
-              f"{vol.voxels.dtype}, series {vol.meta.series_instance_uid} (stack {vol.meta.extra.get('stack_id')})\n")
+    out.write(
+        f"wrote {path}: {nx}x{ny}x{nz} voxels, spacing {_fmt_spacing(vol.spacing)} mm (z,y,x), "
+        f"{vol.voxels.dtype}, series {vol.meta.series_instance_uid} (stack {vol.meta.extra.get('stack_id')})\n"
+    )
     return 0

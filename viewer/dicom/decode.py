@@ -78,7 +78,9 @@ def _read_native(info: FileInfo, frames: Sequence[int | None]) -> Iterator[np.nd
             f.seek(info.pixel_offset + (fr or 0) * nbytes)  # type: ignore[operator]
             buf = f.read(nbytes)
             if len(buf) != nbytes:
-                raise ValueError(f"pixel data of frame {(fr or 0) + 1} is truncated ({len(buf)} of {nbytes} bytes)")
+                raise ValueError(
+                    f"pixel data of frame {(fr or 0) + 1} is truncated ({len(buf)} of {nbytes} bytes)"
+                )
             arr = np.frombuffer(buf, dtype=dt).reshape(info.rows, info.columns)
             arr = arr.astype(dt.newbyteorder("="), copy=True) if not dt.isnative else arr.copy()
             yield fix_bits(arr, info)
@@ -92,7 +94,9 @@ def _to_rgb8(arr: np.ndarray, info: FileInfo, ds: object | None) -> np.ndarray:
     if arr.ndim == 2:  # grayscale delivered for a colour stack: replicate
         arr = np.repeat(arr[..., None], 3, axis=-1)
     if arr.dtype != np.uint8:
-        bits = 8 * arr.dtype.itemsize if info.photometric.startswith("PALETTE") else info.bits_stored
+        bits = (
+            8 * arr.dtype.itemsize if info.photometric.startswith("PALETTE") else info.bits_stored
+        )
         arr = (arr >> max(0, bits - 8)).astype(np.uint8)
     return arr
 

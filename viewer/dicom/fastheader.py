@@ -22,30 +22,72 @@ __all__ = ["FastDataset", "parse_header", "TAGS"]
 
 # keyword -> (tag, kind); kind: s = text, m = multi text, d = DS, dm = multi DS, i = IS, u = US
 TAGS: dict[str, tuple[int, str]] = {
-    "SOPClassUID": (0x00080016, "s"), "SOPInstanceUID": (0x00080018, "s"), "Modality": (0x00080060, "s"),
-    "ImageType": (0x00080008, "m"), "StudyDate": (0x00080020, "s"), "Manufacturer": (0x00080070, "s"),
-    "StudyDescription": (0x00081030, "s"), "SeriesDescription": (0x0008103E, "s"),
-    "PatientName": (0x00100010, "s"), "PatientID": (0x00100020, "s"), "PatientBirthDate": (0x00100030, "s"),
-    "PatientSex": (0x00100040, "s"), "BodyPartExamined": (0x00180015, "s"), "SliceThickness": (0x00180050, "d"),
-    "SpacingBetweenSlices": (0x00180088, "d"), "EchoNumbers": (0x00180086, "i"),
-    "GantryDetectorTilt": (0x00181120, "d"), "PatientPosition": (0x00185100, "s"),
-    "StudyInstanceUID": (0x0020000D, "s"), "SeriesInstanceUID": (0x0020000E, "s"),
-    "SeriesNumber": (0x00200011, "i"), "AcquisitionNumber": (0x00200012, "i"), "InstanceNumber": (0x00200013, "i"),
-    "ImagePositionPatient": (0x00200032, "dm"), "ImageOrientationPatient": (0x00200037, "dm"),
-    "FrameOfReferenceUID": (0x00200052, "s"), "TemporalPositionIdentifier": (0x00200100, "i"),
-    "SamplesPerPixel": (0x00280002, "u"), "PhotometricInterpretation": (0x00280004, "s"),
-    "PlanarConfiguration": (0x00280006, "u"), "NumberOfFrames": (0x00280008, "i"), "Rows": (0x00280010, "u"),
-    "Columns": (0x00280011, "u"), "PixelSpacing": (0x00280030, "dm"), "BitsAllocated": (0x00280100, "u"),
-    "BitsStored": (0x00280101, "u"), "HighBit": (0x00280102, "u"), "PixelRepresentation": (0x00280103, "u"),
-    "PixelPaddingValue": (0x00280120, "u"), "WindowCenter": (0x00281050, "dm"), "WindowWidth": (0x00281051, "dm"),
-    "RescaleIntercept": (0x00281052, "d"), "RescaleSlope": (0x00281053, "d"), "RescaleType": (0x00281054, "s"),
+    "SOPClassUID": (0x00080016, "s"),
+    "SOPInstanceUID": (0x00080018, "s"),
+    "Modality": (0x00080060, "s"),
+    "ImageType": (0x00080008, "m"),
+    "StudyDate": (0x00080020, "s"),
+    "Manufacturer": (0x00080070, "s"),
+    "StudyDescription": (0x00081030, "s"),
+    "SeriesDescription": (0x0008103E, "s"),
+    "PatientName": (0x00100010, "s"),
+    "PatientID": (0x00100020, "s"),
+    "PatientBirthDate": (0x00100030, "s"),
+    "PatientSex": (0x00100040, "s"),
+    "BodyPartExamined": (0x00180015, "s"),
+    "SliceThickness": (0x00180050, "d"),
+    "SpacingBetweenSlices": (0x00180088, "d"),
+    "EchoNumbers": (0x00180086, "i"),
+    "GantryDetectorTilt": (0x00181120, "d"),
+    "PatientPosition": (0x00185100, "s"),
+    "StudyInstanceUID": (0x0020000D, "s"),
+    "SeriesInstanceUID": (0x0020000E, "s"),
+    "SeriesNumber": (0x00200011, "i"),
+    "AcquisitionNumber": (0x00200012, "i"),
+    "InstanceNumber": (0x00200013, "i"),
+    "ImagePositionPatient": (0x00200032, "dm"),
+    "ImageOrientationPatient": (0x00200037, "dm"),
+    "FrameOfReferenceUID": (0x00200052, "s"),
+    "TemporalPositionIdentifier": (0x00200100, "i"),
+    "SamplesPerPixel": (0x00280002, "u"),
+    "PhotometricInterpretation": (0x00280004, "s"),
+    "PlanarConfiguration": (0x00280006, "u"),
+    "NumberOfFrames": (0x00280008, "i"),
+    "Rows": (0x00280010, "u"),
+    "Columns": (0x00280011, "u"),
+    "PixelSpacing": (0x00280030, "dm"),
+    "BitsAllocated": (0x00280100, "u"),
+    "BitsStored": (0x00280101, "u"),
+    "HighBit": (0x00280102, "u"),
+    "PixelRepresentation": (0x00280103, "u"),
+    "PixelPaddingValue": (0x00280120, "u"),
+    "WindowCenter": (0x00281050, "dm"),
+    "WindowWidth": (0x00281051, "dm"),
+    "RescaleIntercept": (0x00281052, "d"),
+    "RescaleSlope": (0x00281053, "d"),
+    "RescaleType": (0x00281054, "s"),
     "WindowCenterWidthExplanation": (0x00281055, "m"),
     # meta group
-    "MediaStorageSOPClassUID": (0x00020002, "s"), "MediaStorageSOPInstanceUID": (0x00020003, "s"),
+    "MediaStorageSOPClassUID": (0x00020002, "s"),
+    "MediaStorageSOPInstanceUID": (0x00020003, "s"),
     "TransferSyntaxUID": (0x00020010, "s"),
 }
 _BY_TAG = {tag: (kw, kind) for kw, (tag, kind) in TAGS.items()}
-_LONG_VR = {b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"OD", b"OL", b"OV", b"UC", b"UR", b"SV", b"UV"}
+_LONG_VR = {
+    b"OB",
+    b"OW",
+    b"OF",
+    b"SQ",
+    b"UT",
+    b"UN",
+    b"OD",
+    b"OL",
+    b"OV",
+    b"UC",
+    b"UR",
+    b"SV",
+    b"UV",
+}
 _FALLBACK_TAGS = {0x52009229, 0x52009230, 0x00041220}  # functional groups, DICOMDIR records
 _FAST_SYNTAXES = {"1.2.840.10008.1.2": True, "1.2.840.10008.1.2.1": False}  # -> implicit?
 PIXEL_DATA = 0x7FE00010
@@ -62,7 +104,9 @@ class _Bad(Exception):
 class FastDataset:
     """Top-level attribute values of one header (see the module docstring)."""
 
-    def __init__(self, raw: dict[int, tuple[bytes, bytes]], meta: FastDataset | None = None) -> None:
+    def __init__(
+        self, raw: dict[int, tuple[bytes, bytes]], meta: FastDataset | None = None
+    ) -> None:
         self._raw = raw  # tag -> (VR or b"", value bytes)
         self.file_meta = meta if meta is not None else self
 
@@ -88,7 +132,9 @@ class FastDataset:
             if len(b) < 2:
                 return default
             v = _U16.unpack_from(b)[0]
-            if keyword == "PixelPaddingValue" and (vr == b"SS" or (vr != b"US" and self.get("PixelRepresentation") == 1)):
+            if keyword == "PixelPaddingValue" and (
+                vr == b"SS" or (vr != b"US" and self.get("PixelRepresentation") == 1)
+            ):
                 v = v - 65536 if v >= 32768 else v
             return v
         s = b.decode("latin-1").rstrip("\x00 ").strip()
@@ -133,7 +179,9 @@ def _skip_sequence(buf: bytes, pos: int, implicit: bool, depth: int = 0) -> int:
             _, _, pos = _element(buf, pos, implicit, depth + 1)
 
 
-def _element(buf: bytes, pos: int, implicit: bool, depth: int) -> tuple[int, tuple[bytes, bytes] | None, int]:
+def _element(
+    buf: bytes, pos: int, implicit: bool, depth: int
+) -> tuple[int, tuple[bytes, bytes] | None, int]:
     """(tag, (vr, value) or None when skipped, next position) of the element at ``pos``."""
     n = len(buf)
     if pos + 8 > n:
@@ -143,7 +191,7 @@ def _element(buf: bytes, pos: int, implicit: bool, depth: int) -> tuple[int, tup
     if implicit and g != 0x0002:
         vr, length, vpos = b"", _U32.unpack_from(buf, pos + 4)[0], pos + 8
     else:
-        vr = buf[pos + 4:pos + 6]
+        vr = buf[pos + 4 : pos + 6]
         if vr in _LONG_VR:
             if pos + 12 > n:
                 raise _Bad("eof")

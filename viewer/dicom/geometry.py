@@ -106,10 +106,14 @@ def analyse_positions(
             f"single slice: slice spacing unknown, using {'SliceThickness' if slice_thickness else 'a default of'} "
             f"{step:g} mm for the third axis"
         )
-        return StackGeometry(order, d, step, normal * step, grid_index=np.zeros(1, dtype=int), warnings=warnings)
+        return StackGeometry(
+            order, d, step, normal * step, grid_index=np.zeros(1, dtype=int), warnings=warnings
+        )
     steps = np.diff(d)
     if np.any(steps <= ABS_TOL_MM):
-        raise ValueError("several slices share one position; split duplicates before analysing geometry")
+        raise ValueError(
+            "several slices share one position; split duplicates before analysing geometry"
+        )
     regular = float(np.median(steps))
     # a gap-free neighbour step is the best estimate of the regular step
     small = steps[np.abs(steps - steps.min()) <= np.maximum(REL_TOL * steps.min(), ABS_TOL_MM)]
@@ -154,5 +158,14 @@ def analyse_positions(
             f"irregular slice spacing: steps vary from {steps.min():.3f} to {steps.max():.3f} mm; the "
             f"volume uses the mean step {step:.3f} mm, so slices are off by up to {max_err:.3f} mm"
         )
-    return StackGeometry(order, d, abs(float(np.linalg.norm(vec))) if tilt else step, vec, tilt, grid,
-                         irregular, max_err, warnings)
+    return StackGeometry(
+        order,
+        d,
+        abs(float(np.linalg.norm(vec))) if tilt else step,
+        vec,
+        tilt,
+        grid,
+        irregular,
+        max_err,
+        warnings,
+    )

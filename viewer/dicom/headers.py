@@ -21,6 +21,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from viewer.dicom.fastheader import parse_header
+from viewer.dicom.frames import _int, _str, frame_records
 from viewer.dicom.records import FileInfo, FileRef, FrameRecord, NonImageObject, SkippedFile
 
 __all__ = ["read_header", "decoder_available", "frame_records", "NATIVE_SYNTAXES"]
@@ -33,7 +34,9 @@ NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.2": ">",  # explicit VR big endian (retired)
 }
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-DEFLATED = "1.2.840.10008.1.2.1.99"  # deflated explicit VR little endian: native pixels once inflated
+DEFLATED = (
+    "1.2.840.10008.1.2.1.99"  # deflated explicit VR little endian: native pixels once inflated
+)
 _FAST_BYTES = 64 * 1024  # headers are read from the first 64 KiB when the fast reader handles them
 _PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 _PIXEL_TAG_BE = b"\x7f\xe0\x00\x10"
@@ -50,60 +53,17 @@ def decoder_available(transfer_syntax: str) -> str:
     try:
         dec = get_decoder(uid)
     except (NotImplementedError, ValueError):
-        return f"unsupported transfer syntax {uid} ({uid.name}): no pixel data decoder exists for it"
+        return (
+            f"unsupported transfer syntax {uid} ({uid.name}): no pixel data decoder exists for it"
+        )
     if not dec.is_available:
-        missing = "; ".join(f"{k}: {', '.join(v)}" for k, v in dec.missing_dependencies.items()) if hasattr(
-            dec, "missing_dependencies") else ""
+        missing = (
+            "; ".join(f"{k}: {', '.join(v)}" for k, v in dec.missing_dependencies.items())
+            if hasattr(dec, "missing_dependencies")
+            else ""
+        )
         return f"transfer syntax {uid.name} needs a decoder plugin that is not installed ({missing or 'see pydicom docs'})"
     return ""
-
-
-def _str(ds: Dataset, key: str, default: str = "") -> str:
-    v = ds.get(key)
-    return default if v is None else str(v).strip()
-
-
-def _int(ds: Dataset, key: str) -> int | None:
-    v = ds.get(key)
-    try:
-        return None if v is None or v == "" else int(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _floats(v: Any, n: int) -> tuple[float, ...] | None:
-    if v is None:
-        return None
-    try:
-        vals = tuple(float(x) for x in (v if isinstance(v, (list, tuple)) or hasattr(v, "__iter__") and not isinstance(v, str) else [v]))
-    except (TypeError, ValueError):
-        return None
-    return vals if len(vals) == n else None
-
-
-def _first(ds: Dataset, seq: str) -> Dataset | None:
-    s = ds.get(seq)
-    return s[0] if s is not None and len(s) else None
-
-
-def _windows(item: Dataset | None) -> list[tuple[float, float, str]]:
-    if item is None or "WindowCenter" not in item or "WindowWidth" not in item:
-        return []
-    c, w = item.WindowCenter, item.WindowWidth
-    multi = (list, tuple, pydicom.multival.MultiValue)
-    cs = list(c) if isinstance(c, multi) else [c]
-    ws = list(w) if isinstance(w, multi) else [w]
-    ex = item.get("WindowCenterWidthExplanation", "")
-    exs = list(ex) if isinstance(ex, multi) else [ex] * len(cs)
-    out = []
-    for i, (ci, wi) in enumerate(zip(cs, ws, strict=False)):
-        try:
-            cf, wf = float(ci), float(wi)
-        except (TypeError, ValueError):
-            continue
-        if wf > 0:
-            out.append((cf, wf, str(exs[i]) if i < len(exs) and exs[i] else f"Header {i + 1}"))
-    return out
 
 
 def _pixel_location(f: Any, ts: str) -> tuple[int | None, int | None]:
@@ -138,63 +98,6 @@ def _header_values(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def frame_records(ds: Dataset, info: FileInfo) -> list[FrameRecord]:
-    """One record per frame (one for a single-frame image), with geometry and rescale values."""
-    shared = _first(ds, "SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    base_pos = _floats(ds.get("ImagePositionPatient"), 3)
-    base_iop = _floats(ds.get("ImageOrientationPatient"), 6)
-    base_ps = _floats(ds.get("PixelSpacing"), 2)
-    base_th = float(ds.get("SliceThickness") or 0) or None
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    rtype = _str(ds, "RescaleType")
-    windows = _windows(ds)
-    inst = _int(ds, "InstanceNumber")
-    acq, echo, temporal = _str(ds, "AcquisitionNumber"), _str(ds, "EchoNumbers"), _str(ds, "TemporalPositionIdentifier")
-    n = info.number_of_frames
-    recs: list[FrameRecord] = []
-    for k in range(n):
-        pos, iop, ps, th = base_pos, base_iop, base_ps, base_th
-        sl, ic, rt, win, stack_key, fecho, ftemp = slope, intercept, rtype, windows, "", echo, temporal
-        groups = [g for g in (shared, per_frame[k] if per_frame is not None and k < len(per_frame) else None) if g]
-        for g in groups:  # shared first, per-frame overrides
-            if (it := _first(g, "PlanePositionSequence")) is not None:
-                pos = _floats(it.get("ImagePositionPatient"), 3) or pos
-            if (it := _first(g, "PlaneOrientationSequence")) is not None:
-                iop = _floats(it.get("ImageOrientationPatient"), 6) or iop
-            if (it := _first(g, "PixelMeasuresSequence")) is not None:
-                ps = _floats(it.get("PixelSpacing"), 2) or ps
-                th = float(it.get("SliceThickness") or 0) or th
-            if (it := _first(g, "PixelValueTransformationSequence")) is not None:
-                sl = float(it.get("RescaleSlope", sl) or sl)
-                ic = float(it.get("RescaleIntercept", ic) or 0)
-                rt = _str(it, "RescaleType", rt)
-            if (it := _first(g, "FrameVOILUTSequence")) is not None:
-                win = _windows(it) or win
-            if (it := _first(g, "FrameContentSequence")) is not None:
-                stack_key = _str(it, "StackID")
-                ftemp = _str(it, "TemporalPositionIndex", ftemp)
-            if (it := _first(g, "MREchoSequence")) is not None:
-                fecho = _str(it, "EffectiveEchoTime", fecho)
-        if n > 1 and per_frame is None and pos is not None and iop is not None:
-            # legacy multi-frame (e.g. NM): frames stepped by SpacingBetweenSlices along the normal
-            step = info.header.get("spacing_between_slices") or th or 0.0
-            if step:
-                from viewer.dicom.geometry import slice_normal
-
-                pos = tuple(float(v) for v in (slice_normal(iop) * step * k + base_pos))
-            else:
-                pos = None
-        recs.append(FrameRecord(
-            file=info, frame=k if n > 1 or per_frame is not None else None,
-            instance_number=inst, position=pos, orientation=iop, pixel_spacing=ps, slice_thickness=th,
-            slope=sl, intercept=ic, rescale_type=rt, windows=win, acquisition=acq, echo=fecho,
-            temporal=ftemp, stack_key=stack_key, gantry_tilt=float(info.header.get("gantry_tilt", 0.0)),
-        ))
-    return recs
-
-
 def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] | SkippedFile:
     with ref.open() as f:
         f.seek(0, os.SEEK_END)
@@ -209,17 +112,32 @@ def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] |
         if len(head) < 132 or head[128:132] != b"DICM":
             # no preamble: accept only a plausible raw dataset (group 0002 or 0008 first)
             if len(head) < 8 or head[:2] not in (b"\x02\x00", b"\x08\x00"):
-                return SkippedFile(str(ref), "not a DICOM file (no 'DICM' marker at byte 128 and no dataset start)")
+                return SkippedFile(
+                    str(ref), "not a DICOM file (no 'DICM' marker at byte 128 and no dataset start)"
+                )
             force = True
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True, force=force)
-        except (InvalidDicomError, EOFError, OSError, struct.error, ValueError, KeyError, TypeError) as exc:
-            return SkippedFile(str(ref), f"unreadable DICOM header ({type(exc).__name__}: {exc}); the file is corrupt or truncated")
+        except (
+            InvalidDicomError,
+            EOFError,
+            OSError,
+            struct.error,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as exc:
+            return SkippedFile(
+                str(ref),
+                f"unreadable DICOM header ({type(exc).__name__}: {exc}); the file is corrupt or truncated",
+            )
         ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
         if not ts:
             ts = "1.2.840.10008.1.2"  # no meta: implicit VR little endian (PS3.5 default)
         off, length = _pixel_location(f, ts) if ts in NATIVE_SYNTAXES else (None, None)
-        if ts == DEFLATED:  # the file position says nothing inside a deflated stream: inflate it all
+        if (
+            ts == DEFLATED
+        ):  # the file position says nothing inside a deflated stream: inflate it all
             f.seek(0)
             off = 0 if "PixelData" in pydicom.dcmread(f, force=force) else None
         elif ts not in NATIVE_SYNTAXES:
@@ -247,58 +165,115 @@ def read_header(ref: FileRef) -> tuple[FileInfo, list[FrameRecord]] | NonImageOb
 def _classify(ref: FileRef, ds: Dataset, off: int | None, length: int | None, size: int):
     meta = getattr(ds, "file_meta", None)
     ts = str((meta.get("TransferSyntaxUID") if meta is not None else None) or "1.2.840.10008.1.2")
-    sop_class = _str(ds, "SOPClassUID") or (_str(meta, "MediaStorageSOPClassUID") if meta is not None else "")
+    sop_class = _str(ds, "SOPClassUID") or (
+        _str(meta, "MediaStorageSOPClassUID") if meta is not None else ""
+    )
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
-        return SkippedFile(str(ref), "DICOMDIR index (scan the DICOMDIR itself, or its folder, to read the files it lists)")
+        return SkippedFile(
+            str(ref),
+            "DICOMDIR index (scan the DICOMDIR itself, or its folder, to read the files it lists)",
+        )
     name = UID(sop_class).name if sop_class else ""
     has_pixels = off is not None
     known = bool(sop_class) and name != sop_class
     is_image = ("Image Storage" in name) if known else (has_pixels or "Rows" in ds)
     if not is_image:
-        return NonImageObject(str(ref), sop_class, name or "unknown SOP class", _str(ds, "Modality"),
-                              _str(ds, "SOPInstanceUID"), _str(ds, "SeriesInstanceUID"))
+        return NonImageObject(
+            str(ref),
+            sop_class,
+            name or "unknown SOP class",
+            _str(ds, "Modality"),
+            _str(ds, "SOPInstanceUID"),
+            _str(ds, "SeriesInstanceUID"),
+        )
     if not has_pixels:
-        return SkippedFile(str(ref), f"no pixel data (7FE0,0010) in this {name or 'image'}; the file is truncated or header-only")
+        return SkippedFile(
+            str(ref),
+            f"no pixel data (7FE0,0010) in this {name or 'image'}; the file is truncated or header-only",
+        )
     missing = [k for k in ("Rows", "Columns", "BitsAllocated") if ds.get(k) in (None, "", 0)]
     if missing:
-        return SkippedFile(str(ref), f"missing required pixel attribute(s) {', '.join(missing)} (0028,xxxx); cannot interpret the pixel data")
+        return SkippedFile(
+            str(ref),
+            f"missing required pixel attribute(s) {', '.join(missing)} (0028,xxxx); cannot interpret the pixel data",
+        )
     series_uid = _str(ds, "SeriesInstanceUID")
     notes = []
     if not series_uid:  # de-identified data sometimes blanks the UIDs: group by what is left
         parent = os.path.dirname(ref.member or ref.path)
-        series_uid = "nouid:" + "|".join([_str(ds, "StudyInstanceUID"), _str(ds, "SeriesNumber"),
-                                          _str(ds, "SeriesDescription"), _str(ds, "Modality"), parent])
-        notes.append("no SeriesInstanceUID (0020,000E): images grouped by folder, SeriesNumber and "
-                     "SeriesDescription")
-    sop_uid = _str(ds, "SOPInstanceUID") or (_str(meta, "MediaStorageSOPInstanceUID") if meta is not None else "")
+        series_uid = "nouid:" + "|".join(
+            [
+                _str(ds, "StudyInstanceUID"),
+                _str(ds, "SeriesNumber"),
+                _str(ds, "SeriesDescription"),
+                _str(ds, "Modality"),
+                parent,
+            ]
+        )
+        notes.append(
+            "no SeriesInstanceUID (0020,000E): images grouped by folder, SeriesNumber and "
+            "SeriesDescription"
+        )
+    sop_uid = _str(ds, "SOPInstanceUID") or (
+        _str(meta, "MediaStorageSOPInstanceUID") if meta is not None else ""
+    )
     why = decoder_available(ts)
     if why:
         return SkippedFile(str(ref), why)
     frames = _int(ds, "NumberOfFrames") or 1
     spp = _int(ds, "SamplesPerPixel") or 1
     info = FileInfo(
-        ref=ref, sop_class_uid=sop_class, sop_instance_uid=sop_uid or str(ref),
-        transfer_syntax=ts, modality=_str(ds, "Modality"), patient_id=_str(ds, "PatientID"),
-        patient_name=_str(ds, "PatientName"), study_uid=_str(ds, "StudyInstanceUID"), series_uid=series_uid,
-        series_number=_int(ds, "SeriesNumber"), series_description=_str(ds, "SeriesDescription"),
-        rows=int(ds.Rows), columns=int(ds.Columns), samples_per_pixel=spp, bits_allocated=int(ds.BitsAllocated),
-        bits_stored=_int(ds, "BitsStored") or int(ds.BitsAllocated), pixel_representation=_int(ds, "PixelRepresentation") or 0,
-        photometric=_str(ds, "PhotometricInterpretation", "MONOCHROME2"), number_of_frames=frames,
-        planar_configuration=_int(ds, "PlanarConfiguration") or 0, padding_value=_int(ds, "PixelPaddingValue"),
-        pixel_offset=off if ts in NATIVE_SYNTAXES else None, pixel_length=length, file_size=size,
-        mtime=os.path.getmtime(ref.path) if ref.member is None else 0.0, header=_header_values(ds),
+        ref=ref,
+        sop_class_uid=sop_class,
+        sop_instance_uid=sop_uid or str(ref),
+        transfer_syntax=ts,
+        modality=_str(ds, "Modality"),
+        patient_id=_str(ds, "PatientID"),
+        patient_name=_str(ds, "PatientName"),
+        study_uid=_str(ds, "StudyInstanceUID"),
+        series_uid=series_uid,
+        series_number=_int(ds, "SeriesNumber"),
+        series_description=_str(ds, "SeriesDescription"),
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        samples_per_pixel=spp,
+        bits_allocated=int(ds.BitsAllocated),
+        bits_stored=_int(ds, "BitsStored") or int(ds.BitsAllocated),
+        pixel_representation=_int(ds, "PixelRepresentation") or 0,
+        photometric=_str(ds, "PhotometricInterpretation", "MONOCHROME2"),
+        number_of_frames=frames,
+        planar_configuration=_int(ds, "PlanarConfiguration") or 0,
+        padding_value=_int(ds, "PixelPaddingValue"),
+        pixel_offset=off if ts in NATIVE_SYNTAXES else None,
+        pixel_length=length,
+        file_size=size,
+        mtime=os.path.getmtime(ref.path) if ref.member is None else 0.0,
+        header=_header_values(ds),
     )
     info.header["notes"] = notes
     if ts in NATIVE_SYNTAXES and off is not None:
-        expected = (info.frame_bytes * frames) if info.bits_allocated >= 8 else (info.rows * info.columns * frames + 7) // 8
+        expected = (
+            (info.frame_bytes * frames)
+            if info.bits_allocated >= 8
+            else (info.rows * info.columns * frames + 7) // 8
+        )
         if info.photometric in ("YBR_FULL_422", "YBR_PARTIAL_422"):
             expected = expected * 2 // 3  # chroma subsampled horizontally (PS3.3 C.7.6.3.1.2)
         if length is None or length == 0xFFFFFFFF or length < expected:
-            return SkippedFile(str(ref), f"PixelData holds {length} bytes but Rows x Columns x frames x "
-                               f"samples x BitsAllocated/8 = {expected}: the header or the pixel data is wrong")
+            return SkippedFile(
+                str(ref),
+                f"PixelData holds {length} bytes but Rows x Columns x frames x "
+                f"samples x BitsAllocated/8 = {expected}: the header or the pixel data is wrong",
+            )
         if off + expected > size:
-            return SkippedFile(str(ref), f"file truncated: PixelData needs {expected} bytes but only "
-                               f"{max(0, size - off)} remain; re-copy or re-export the file")
+            return SkippedFile(
+                str(ref),
+                f"file truncated: PixelData needs {expected} bytes but only "
+                f"{max(0, size - off)} remain; re-copy or re-export the file",
+            )
         if info.bits_allocated not in (8, 16, 32) or info.bits_stored > info.bits_allocated:
-            return SkippedFile(str(ref), f"unsupported pixel layout BitsAllocated={info.bits_allocated} BitsStored={info.bits_stored}")
+            return SkippedFile(
+                str(ref),
+                f"unsupported pixel layout BitsAllocated={info.bits_allocated} BitsStored={info.bits_stored}",
+            )
     return info, frame_records(ds, info)

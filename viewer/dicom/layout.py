@@ -57,17 +57,22 @@ def plan_layout(stack) -> SliceLayout:  # noqa: ANN001 - viewer.dicom.scan.Stack
     sy, sx = _positive(ps[0]), _positive(ps[1])
     warnings: list[str] = []
     if f0.pixel_spacing is None or min(ps) <= 0:
-        warnings.append("no PixelSpacing (0028,0030): 1 mm pixels assumed; distances are not calibrated")
+        warnings.append(
+            "no PixelSpacing (0028,0030): 1 mm pixels assumed; distances are not calibrated"
+        )
     if any(f.position is None or f.orientation is None for f in frames):
         frames.sort(key=lambda f: (f.instance_number or 0, f.frame or 0))
-        warnings.append("no ImagePositionPatient/ImageOrientationPatient: frames stacked in instance/frame "
-                        "order with 1 mm (or SliceThickness) steps; patient coordinates are unknown")
+        warnings.append(
+            "no ImagePositionPatient/ImageOrientationPatient: frames stacked in instance/frame "
+            "order with 1 mm (or SliceThickness) steps; patient coordinates are unknown"
+        )
         sz = _positive(f0.slice_thickness)
         return SliceLayout(list(frames), (sz, sy, sx), (0.0, 0.0, 0.0), np.eye(3), warnings)
     iop = np.asarray(f0.orientation, dtype=np.float64).reshape(2, 3)
     row, col = iop[0] / np.linalg.norm(iop[0]), iop[1] / np.linalg.norm(iop[1])
-    geo = analyse_positions(np.array([f.position for f in frames]), f0.orientation,
-                            slice_thickness=f0.slice_thickness)
+    geo = analyse_positions(
+        np.array([f.position for f in frames]), f0.orientation, slice_thickness=f0.slice_thickness
+    )
     ordered = [frames[i] for i in geo.order]
     warnings.extend(geo.warnings)
     records: list[FrameRecord | None] = [None] * geo.n_grid
@@ -77,12 +82,16 @@ def plan_layout(stack) -> SliceLayout:  # noqa: ANN001 - viewer.dicom.scan.Stack
     zdir = geo.step_vector / step
     label = orientation_label(f0.orientation)
     if label != "axial" and len(frames) > 1:
-        warnings.append(f"non-axial stack ({label}): array axes follow the acquisition plane, not "
-                        "the patient's axial plane")
+        warnings.append(
+            f"non-axial stack ({label}): array axes follow the acquisition plane, not "
+            "the patient's axial plane"
+        )
     header_tilt = float(f0.gantry_tilt or 0.0)
     if header_tilt and not geo.tilt_deg:
-        warnings.append(f"GantryDetectorTilt is {header_tilt:g}° but the slice positions are not sheared "
-                        "(already corrected by the scanner); no correction applied")
+        warnings.append(
+            f"GantryDetectorTilt is {header_tilt:g}° but the slice positions are not sheared "
+            "(already corrected by the scanner); no correction applied"
+        )
     origin = tuple(float(v) for v in ordered[0].position)  # type: ignore[arg-type]
     direction = np.column_stack([row, col, zdir])
     return SliceLayout(records, (step, sy, sx), origin, direction, warnings)  # type: ignore[arg-type]

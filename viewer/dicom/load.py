@@ -48,7 +48,9 @@ INT16 = (-32768, 32767)
 
 def _raw_range(info: FileInfo) -> tuple[int, int]:
     bs = info.bits_stored
-    return (-(1 << (bs - 1)), (1 << (bs - 1)) - 1) if info.pixel_representation else (0, (1 << bs) - 1)
+    return (
+        (-(1 << (bs - 1)), (1 << (bs - 1)) - 1) if info.pixel_representation else (0, (1 << bs) - 1)
+    )
 
 
 def _fill_raw(rec: FrameRecord, raw: np.ndarray | None, ct: bool) -> float:
@@ -66,7 +68,9 @@ def _fill_raw(rec: FrameRecord, raw: np.ndarray | None, ct: bool) -> float:
 class _Assembler:
     """Writes decoded frames into the output array (thread-safe per slice)."""
 
-    def __init__(self, stack: Stack, layout: SliceLayout, out: np.ndarray, int_path: bool, ct: bool) -> None:
+    def __init__(
+        self, stack: Stack, layout: SliceLayout, out: np.ndarray, int_path: bool, ct: bool
+    ) -> None:
         self.stack, self.layout, self.out, self.int_path, self.ct = stack, layout, out, int_path, ct
         self.color = out.ndim == 4
         self.padded = 0
@@ -120,8 +124,9 @@ def _check_memory(stack: Stack, nz: int, itemsize: int, max_bytes: int | None) -
         )
 
 
-def _rescale_int16(out: np.ndarray, recs: list[FrameRecord | None], unsigned: bool,
-                   theory_fits: bool) -> np.ndarray:
+def _rescale_int16(
+    out: np.ndarray, recs: list[FrameRecord | None], unsigned: bool, theory_fits: bool
+) -> np.ndarray:
     """Apply integer slope/intercept to stored values held in ``out`` (int16), in place when exact."""
     present = [(z, r) for z, r in enumerate(recs) if r is not None]
     slopes = {int(r.slope) for _, r in present}
@@ -129,7 +134,9 @@ def _rescale_int16(out: np.ndarray, recs: list[FrameRecord | None], unsigned: bo
     raw_view = out.view(np.uint16) if unsigned else out
     if not theory_fits:  # measure what is really stored
         lo, hi = int(raw_view.min()), int(raw_view.max())
-        vals = [lo * s + b for s in slopes for b in inters] + [hi * s + b for s in slopes for b in inters]
+        vals = [lo * s + b for s in slopes for b in inters] + [
+            hi * s + b for s in slopes for b in inters
+        ]
         if min(vals) < INT16[0] or max(vals) > INT16[1]:
             res = raw_view.astype(np.float32)
             for z, r in present:
@@ -165,22 +172,35 @@ def _meta(stack: Stack, layout: SliceLayout, mid: FrameRecord, color: bool) -> V
             presets.append(WindowPreset(name, c, w))
     recs = layout.records
     return VolumeMeta(
-        modality=info.modality, patient_name=info.patient_name, patient_id=info.patient_id,
-        patient_birth_date=h.get("patient_birth_date", ""), patient_sex=h.get("patient_sex", ""),
-        patient_position=h.get("patient_position", ""), study_instance_uid=info.study_uid,
-        study_date=h.get("study_date", ""), study_description=h.get("study_description", ""),
-        series_instance_uid=info.series_uid, series_number=info.series_number,
-        series_description=info.series_description, frame_of_reference_uid=h.get("frame_of_reference_uid", ""),
-        body_part=h.get("body_part", ""), manufacturer=h.get("manufacturer", ""),
-        photometric="RGB" if color else info.photometric, invert=info.photometric == "MONOCHROME1",
-        units="" if color else ("HU" if ct or mid.rescale_type == "HU" else ""), window_presets=presets,
-        slice_thickness=mid.slice_thickness, sop_class_uid=info.sop_class_uid,
+        modality=info.modality,
+        patient_name=info.patient_name,
+        patient_id=info.patient_id,
+        patient_birth_date=h.get("patient_birth_date", ""),
+        patient_sex=h.get("patient_sex", ""),
+        patient_position=h.get("patient_position", ""),
+        study_instance_uid=info.study_uid,
+        study_date=h.get("study_date", ""),
+        study_description=h.get("study_description", ""),
+        series_instance_uid=info.series_uid,
+        series_number=info.series_number,
+        series_description=info.series_description,
+        frame_of_reference_uid=h.get("frame_of_reference_uid", ""),
+        body_part=h.get("body_part", ""),
+        manufacturer=h.get("manufacturer", ""),
+        photometric="RGB" if color else info.photometric,
+        invert=info.photometric == "MONOCHROME1",
+        units="" if color else ("HU" if ct or mid.rescale_type == "HU" else ""),
+        window_presets=presets,
+        slice_thickness=mid.slice_thickness,
+        sop_class_uid=info.sop_class_uid,
         sop_instance_uids=[r.file.sop_instance_uid if r else "" for r in recs],
         frame_numbers=[r.frame_number if r else None for r in recs],
         source_files=[str(r.file.ref) if r else "" for r in recs],
-        extra={"stack_id": stack.stack_id,
-               "transfer_syntaxes": sorted({r.file.transfer_syntax for r in recs if r}),
-               "missing_slices": layout.missing},
+        extra={
+            "stack_id": stack.stack_id,
+            "transfer_syntaxes": sorted({r.file.transfer_syntax for r in recs if r}),
+            "missing_slices": layout.missing,
+        },
     )
 
 
@@ -199,9 +219,15 @@ def _units(layout: SliceLayout, mid_z: int) -> list[tuple[FileInfo, list[tuple[i
     return units
 
 
-def load_stack(stack: Stack, *, progress: Progress | None = None, cancel: CancelCheck | None = None,
-               first_slice_callback: FirstSliceCallback | None = None, threads: int | None = None,
-               max_bytes: int | None = None) -> Volume:
+def load_stack(
+    stack: Stack,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+    first_slice_callback: FirstSliceCallback | None = None,
+    threads: int | None = None,
+    max_bytes: int | None = None,
+) -> Volume:
     """Decode ``stack`` into a Volume (see the module docstring for the rules).
 
     Parameters
@@ -227,7 +253,10 @@ def load_stack(stack: Stack, *, progress: Progress | None = None, cancel: Cancel
     color = is_color(info0)
     ct = info0.modality == "CT"
     recs = [r for r in layout.records if r is not None]
-    integer = all(r.slope == round(r.slope) and r.intercept == round(r.intercept) and r.slope != 0 for r in recs)
+    integer = all(
+        r.slope == round(r.slope) and r.intercept == round(r.intercept) and r.slope != 0
+        for r in recs
+    )
     int_path = not color and integer and info0.bits_allocated <= 16
     lo, hi = _raw_range(info0)
     ends = [v * r.slope + r.intercept for r in recs for v in (lo, hi)]
@@ -249,7 +278,9 @@ def load_stack(stack: Stack, *, progress: Progress | None = None, cancel: Cancel
         info, items = unit
         stored: set[int] = set()
         try:
-            for (z, rec), raw in zip(items, iter_stored_frames(info, [r.frame for _, r in items]), strict=False):
+            for (z, rec), raw in zip(
+                items, iter_stored_frames(info, [r.frame for _, r in items]), strict=False
+            ):
                 asm.store(z, rec, raw)
                 stored.add(z)
                 if first and z == mid_z and first_slice_callback is not None:
@@ -288,7 +319,9 @@ def load_stack(stack: Stack, *, progress: Progress | None = None, cancel: Cancel
                 raise
     if len(failed) == len(units):
         first = next(iter(failed.items()))
-        raise DicomError(f"stack {stack.stack_id}: no image could be decoded; {first[0]}: {first[1]}")
+        raise DicomError(
+            f"stack {stack.stack_id}: no image could be decoded; {first[0]}: {first[1]}"
+        )
     mid_rec = layout.records[mid_z] or recs[0]
     blank = sorted(set(layout.missing) | layout.failed)
     raw_fill = _fill_raw(mid_rec, None, ct)
@@ -301,13 +334,19 @@ def load_stack(stack: Stack, *, progress: Progress | None = None, cancel: Cancel
             out[blank] = out_fill
     warnings = list(stack.notes) + layout.warnings
     if failed:
-        warnings.append(f"{len(failed)} file(s) could not be decoded and are blank slices: "
-                        + "; ".join(f"{p}: {r}" for p, r in list(failed.items())[:10]))
+        warnings.append(
+            f"{len(failed)} file(s) could not be decoded and are blank slices: "
+            + "; ".join(f"{p}: {r}" for p, r in list(failed.items())[:10])
+        )
     if len({(r.slope, r.intercept) for r in recs}) > 1:
-        warnings.append("rescale slope/intercept differ between slices; each slice was rescaled with its own values")
+        warnings.append(
+            "rescale slope/intercept differ between slices; each slice was rescaled with its own values"
+        )
     if asm.padded:
-        warnings.append(f"{asm.padded} padding voxels (PixelPaddingValue) set to "
-                        f"{'air (-1024 HU)' if ct else 'the lowest value'}")
+        warnings.append(
+            f"{asm.padded} padding voxels (PixelPaddingValue) set to "
+            f"{'air (-1024 HU)' if ct else 'the lowest value'}"
+        )
     meta = _meta(stack, layout, mid_rec, color)
     meta.extra["failed_files"] = failed
     return Volume(out, layout.spacing, layout.origin, layout.direction, meta, warnings)
@@ -319,21 +358,36 @@ def pick_stack(result: ScanResult, series: str | None = None) -> tuple[Stack, li
     stacks = result.find(series) if series else result.stacks
     if not stacks:
         if series:
-            known = ", ".join(f"{s.series_uid} (stack {s.stack_id}, {s.image_count} images)" for s in result.stacks[:8])
-            raise DicomError(f"series {series!r} not found under {result.root}; available: {known or 'none'}")
+            known = ", ".join(
+                f"{s.series_uid} (stack {s.stack_id}, {s.image_count} images)"
+                for s in result.stacks[:8]
+            )
+            raise DicomError(
+                f"series {series!r} not found under {result.root}; available: {known or 'none'}"
+            )
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])
-        raise DicomError(f"no loadable DICOM images under {result.root}"
-                         + (f" ({len(result.skipped)} file(s) skipped, e.g. {reasons})" if reasons else ""))
+        raise DicomError(
+            f"no loadable DICOM images under {result.root}"
+            + (f" ({len(result.skipped)} file(s) skipped, e.g. {reasons})" if reasons else "")
+        )
     best = max(stacks, key=lambda s: (s.image_count, s.rows * s.columns))
     notes = []
     if len(stacks) > 1:
-        notes.append(f"{len(stacks)} stacks match; loaded the largest (stack {best.stack_id}, {best.image_count} "
-                     "images); pass its stack id to choose another")
+        notes.append(
+            f"{len(stacks)} stacks match; loaded the largest (stack {best.stack_id}, {best.image_count} "
+            "images); pass its stack id to choose another"
+        )
     return best, notes
 
 
-def load_path(path: str | os.PathLike[str], series: str | None = None, *, progress: Progress | None = None,
-              cancel: CancelCheck | None = None, **kwargs: object) -> Volume:
+def load_path(
+    path: str | os.PathLike[str],
+    series: str | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+    **kwargs: object,
+) -> Volume:
     """Scan ``path`` and load one stack (see :func:`pick_stack`); keyword arguments go to :func:`load_stack`."""
     result = scan(path, cancel=cancel)
     stack, notes = pick_stack(result, series)

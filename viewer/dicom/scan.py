@@ -33,7 +33,16 @@ from viewer.dicom.records import FileInfo, FrameRecord, NonImageObject, SkippedF
 from viewer.dicom.sources import list_sources
 from viewer.jobs import CancelCheck, Progress, check_cancel, report
 
-__all__ = ["scan", "ScanResult", "Patient", "Study", "Series", "Stack", "SkippedFile", "NonImageObject"]
+__all__ = [
+    "scan",
+    "ScanResult",
+    "Patient",
+    "Study",
+    "Series",
+    "Stack",
+    "SkippedFile",
+    "NonImageObject",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +93,20 @@ class Stack:
     def to_dict(self) -> dict[str, Any]:
         ts = sorted({f.file.transfer_syntax for f in self.frames})
         return {
-            "stack_id": self.stack_id, "series_instance_uid": self.series_uid, "modality": self.modality,
-            "description": self.description, "image_count": self.image_count, "rows": self.rows,
-            "columns": self.columns, "spacing": list(self.spacing) if self.spacing else None,
-            "orientation": self.orientation, "photometric": self.first.photometric,
-            "multiframe": self.first.number_of_frames > 1, "transfer_syntaxes": ts,
-            "warnings": list(self.warnings), "files": self.files,
+            "stack_id": self.stack_id,
+            "series_instance_uid": self.series_uid,
+            "modality": self.modality,
+            "description": self.description,
+            "image_count": self.image_count,
+            "rows": self.rows,
+            "columns": self.columns,
+            "spacing": list(self.spacing) if self.spacing else None,
+            "orientation": self.orientation,
+            "photometric": self.first.photometric,
+            "multiframe": self.first.number_of_frames > 1,
+            "transfer_syntaxes": ts,
+            "warnings": list(self.warnings),
+            "files": self.files,
         }
 
 
@@ -102,10 +119,14 @@ class Series:
     stacks: list[Stack] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"series_instance_uid": self.series_uid, "series_number": self.series_number,
-                "description": self.description, "modality": self.modality,
-                "image_count": sum(s.image_count for s in self.stacks),
-                "stacks": [s.to_dict() for s in self.stacks]}
+        return {
+            "series_instance_uid": self.series_uid,
+            "series_number": self.series_number,
+            "description": self.description,
+            "modality": self.modality,
+            "image_count": sum(s.image_count for s in self.stacks),
+            "stacks": [s.to_dict() for s in self.stacks],
+        }
 
 
 @dataclass
@@ -116,8 +137,12 @@ class Study:
     series: list[Series] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"study_instance_uid": self.study_uid, "date": self.date, "description": self.description,
-                "series": [s.to_dict() for s in self.series]}
+        return {
+            "study_instance_uid": self.study_uid,
+            "date": self.date,
+            "description": self.description,
+            "series": [s.to_dict() for s in self.series],
+        }
 
 
 @dataclass
@@ -127,8 +152,11 @@ class Patient:
     studies: list[Study] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"patient_id": self.patient_id, "patient_name": self.patient_name,
-                "studies": [s.to_dict() for s in self.studies]}
+        return {
+            "patient_id": self.patient_id,
+            "patient_name": self.patient_name,
+            "studies": [s.to_dict() for s in self.studies],
+        }
 
 
 @dataclass
@@ -153,15 +181,21 @@ class ScanResult:
         return [s for s in self.stacks if key in (s.stack_id, s.series_uid)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"root": self.root, "patients": [p.to_dict() for p in self.patients],
-                "stack_count": len(self.stacks), "non_image": [n.to_dict() for n in self.non_image],
-                "skipped": [s.to_dict() for s in self.skipped]}
+        return {
+            "root": self.root,
+            "patients": [p.to_dict() for p in self.patients],
+            "stack_count": len(self.stacks),
+            "non_image": [n.to_dict() for n in self.non_image],
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
 
 
 def _stack_id(frames: Iterable[FrameRecord], series_uid: str, *, with_files: bool = False) -> str:
     h = hashlib.sha1(series_uid.encode())
-    for key in sorted(f"{f.file.sop_instance_uid}:{f.frame}" + (f":{f.file.ref}" if with_files else "")
-                      for f in frames):
+    for key in sorted(
+        f"{f.file.sop_instance_uid}:{f.frame}" + (f":{f.file.ref}" if with_files else "")
+        for f in frames
+    ):
         h.update(key.encode())
     return h.hexdigest()[:12]
 
@@ -181,8 +215,17 @@ def _group_key(f: FrameRecord) -> tuple:
     iop = tuple(round(v, 3) for v in f.orientation) if f.orientation else None
     geometry_less = f.position is None or iop is None
     per_file = info.sop_instance_uid if (info.number_of_frames > 1 or geometry_less) else ""
-    return (info.series_uid, info.rows, info.columns, info.samples_per_pixel, iop, f.echo, f.temporal,
-            f.stack_key, per_file)
+    return (
+        info.series_uid,
+        info.rows,
+        info.columns,
+        info.samples_per_pixel,
+        iop,
+        f.echo,
+        f.temporal,
+        f.stack_key,
+        per_file,
+    )
 
 
 def _position_keys(frames: list[FrameRecord]) -> list[int]:
@@ -207,15 +250,23 @@ def _split_duplicates(frames: list[FrameRecord]) -> tuple[list[list[FrameRecord]
         by_acq[f.acquisition].append((f, k))  # type: ignore[arg-type]
     if len(by_acq) > 1 and all(len({k for _, k in g}) == len(g) for g in by_acq.values()):
         return [[f for f, _ in g] for _, g in sorted(by_acq.items())], "AcquisitionNumber differs"
-    order = sorted(range(len(frames)), key=lambda i: (frames[i].instance_number or 0,
-                                                      frames[i].file.sop_instance_uid, frames[i].frame or 0))
+    order = sorted(
+        range(len(frames)),
+        key=lambda i: (
+            frames[i].instance_number or 0,
+            frames[i].file.sop_instance_uid,
+            frames[i].frame or 0,
+        ),
+    )
     seen: dict[int, int] = defaultdict(int)
     copies: dict[int, list[FrameRecord]] = defaultdict(list)
     for i in order:
         copies[seen[keys[i]]].append(frames[i])
         seen[keys[i]] += 1
     dup = sum(c - 1 for c in seen.values() if c > 1)
-    return [copies[c] for c in sorted(copies)], f"{dup} image(s) share a position with another; duplicates are kept apart"
+    return [
+        copies[c] for c in sorted(copies)
+    ], f"{dup} image(s) share a position with another; duplicates are kept apart"
 
 
 def _build_stack(frames: list[FrameRecord], series_uid: str, notes: list[str]) -> Stack:
@@ -225,8 +276,11 @@ def _build_stack(frames: list[FrameRecord], series_uid: str, notes: list[str]) -
     spacing = None
     if f0.position is not None and f0.orientation is not None:
         try:
-            geo = analyse_positions(np.array([f.position for f in frames]), f0.orientation,
-                                    slice_thickness=f0.slice_thickness)
+            geo = analyse_positions(
+                np.array([f.position for f in frames]),
+                f0.orientation,
+                slice_thickness=f0.slice_thickness,
+            )
             frames = [frames[i] for i in geo.order]
             warnings.extend(geo.warnings)
             ps = f0.pixel_spacing or (1.0, 1.0)
@@ -236,7 +290,14 @@ def _build_stack(frames: list[FrameRecord], series_uid: str, notes: list[str]) -
     else:
         frames = sorted(frames, key=lambda f: (f.instance_number or 0, f.frame or 0))
         warnings.append("no ImagePositionPatient/ImageOrientationPatient: loaded as a 2-D image")
-    return Stack(_stack_id(frames, series_uid), frames, spacing, orientation_label(f0.orientation), warnings, notes)
+    return Stack(
+        _stack_id(frames, series_uid),
+        frames,
+        spacing,
+        orientation_label(f0.orientation),
+        warnings,
+        notes,
+    )
 
 
 def _group(records: list[FrameRecord]) -> list[Stack]:
@@ -251,8 +312,11 @@ def _group(records: list[FrameRecord]) -> list[Stack]:
         parts, why = _split_duplicates(frames)
         notes = []
         if by_series[key[0]] > 1 or len(parts) > 1:
-            notes.append("series split into several stacks (" + (why or "orientation, size, echo, temporal "
-                         "position or multi-frame file differ") + ")")
+            notes.append(
+                "series split into several stacks ("
+                + (why or "orientation, size, echo, temporal position or multi-frame file differ")
+                + ")"
+            )
         stacks.extend(_build_stack(p, key[0], notes) for p in parts)
     return stacks
 
@@ -261,24 +325,35 @@ def _tree(root: str, stacks: list[Stack]) -> list[Patient]:
     patients: dict[tuple[str, str], Patient] = {}
     studies: dict[str, Study] = {}
     series: dict[str, Series] = {}
-    for sk in sorted(stacks, key=lambda s: (s.first.series_number or 0, s.series_uid, -s.image_count, s.stack_id)):
+    for sk in sorted(
+        stacks, key=lambda s: (s.first.series_number or 0, s.series_uid, -s.image_count, s.stack_id)
+    ):
         fi = sk.first
         pkey = (fi.patient_id, fi.patient_name)
         if pkey not in patients:
             patients[pkey] = Patient(fi.patient_id, fi.patient_name)
         if fi.study_uid not in studies:
-            studies[fi.study_uid] = Study(fi.study_uid, fi.header.get("study_date", ""),
-                                          fi.header.get("study_description", ""))
+            studies[fi.study_uid] = Study(
+                fi.study_uid,
+                fi.header.get("study_date", ""),
+                fi.header.get("study_description", ""),
+            )
             patients[pkey].studies.append(studies[fi.study_uid])
         if fi.series_uid not in series:
-            series[fi.series_uid] = Series(fi.series_uid, fi.series_number, fi.series_description, fi.modality)
+            series[fi.series_uid] = Series(
+                fi.series_uid, fi.series_number, fi.series_description, fi.modality
+            )
             studies[fi.study_uid].series.append(series[fi.series_uid])
         series[fi.series_uid].stacks.append(sk)
     return list(patients.values())
 
 
-def scan(path: str | os.PathLike[str], *, progress: Progress | None = None,
-         cancel: CancelCheck | None = None) -> ScanResult:
+def scan(
+    path: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+) -> ScanResult:
     """Scan ``path`` (file, folder, DICOMDIR or zip) reading headers only.
 
     Parameters
@@ -312,5 +387,11 @@ def scan(path: str | os.PathLike[str], *, progress: Progress | None = None,
             report(progress, i + 1, total, "scanning headers")
     stacks = _group(records)
     _unique_ids(stacks)
-    log.debug("scan: %d files, %d stacks, %d non-image, %d skipped", total, len(stacks), len(non_image), len(skipped))
+    log.debug(
+        "scan: %d files, %d stacks, %d non-image, %d skipped",
+        total,
+        len(stacks),
+        len(non_image),
+        len(skipped),
+    )
     return ScanResult(str(path), _tree(str(path), stacks), non_image, skipped)

@@ -34,8 +34,9 @@ def _dicomdir_refs(path: str) -> tuple[list[FileRef], list[SkippedFile]]:
     try:
         fs = FileSet(pydicom.dcmread(path))
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad DICOMDIR
-        raise DicomError(f"{path}: cannot read DICOMDIR ({type(exc).__name__}: {exc}); "
-                         "scan its folder instead") from exc
+        raise DicomError(
+            f"{path}: cannot read DICOMDIR ({type(exc).__name__}: {exc}); scan its folder instead"
+        ) from exc
     refs, skipped = [], []
     for inst in fs:
         p = str(inst.path)

@@ -27,13 +27,12 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
     UID,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    PYDICOM_IMPLEMENTATION_UID,
     generate_uid,
 )
 
@@ -94,15 +93,20 @@ def _unit(v: Sequence[float]) -> np.ndarray:
     return a / np.linalg.norm(a)
 
 
-def _stored(voxels: np.ndarray, slope: float, intercept: float, signed: bool | None,
-            bits_stored: int) -> tuple[np.ndarray, bool]:
+def _stored(
+    voxels: np.ndarray, slope: float, intercept: float, signed: bool | None, bits_stored: int
+) -> tuple[np.ndarray, bool]:
     """HU -> stored integers (int16/uint16) and the PixelRepresentation flag."""
     if voxels.dtype == np.uint8 and voxels.ndim == 4:
         return voxels, False
     s = np.rint((voxels.astype(np.float64) - intercept) / slope)
     if signed is None:
         signed = bool(s.min() < 0)
-    lo, hi = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
+    lo, hi = (
+        (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1)
+        if signed
+        else (0, (1 << bits_stored) - 1)
+    )
     if s.min() < lo or s.max() > hi:
         raise ValueError(
             f"stored values [{s.min():.0f}, {s.max():.0f}] do not fit {bits_stored} bits "
@@ -111,9 +115,22 @@ def _stored(voxels: np.ndarray, slope: float, intercept: float, signed: bool | N
     return s.astype(np.int16 if signed else np.uint16), signed
 
 
-def _base_dataset(*, modality: str, sop_class: UID, patient_name: str, patient_id: str, birth_date: str,
-                  patient_sex: str, patient_position: str, study_uid: UID, series_uid: UID, for_uid: UID,
-                  series_description: str, series_number: int, study_date: str) -> Dataset:
+def _base_dataset(
+    *,
+    modality: str,
+    sop_class: UID,
+    patient_name: str,
+    patient_id: str,
+    birth_date: str,
+    patient_sex: str,
+    patient_position: str,
+    study_uid: UID,
+    series_uid: UID,
+    for_uid: UID,
+    series_description: str,
+    series_number: int,
+    study_date: str,
+) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = sop_class
     ds.Modality = modality
@@ -146,7 +163,9 @@ def _base_dataset(*, modality: str, sop_class: UID, patient_name: str, patient_i
     return ds
 
 
-def _pixel_module(ds: Dataset, stored: np.ndarray, signed: bool, photometric: str, bits_stored: int) -> None:
+def _pixel_module(
+    ds: Dataset, stored: np.ndarray, signed: bool, photometric: str, bits_stored: int
+) -> None:
     if stored.dtype == np.uint8 and stored.ndim >= 3 and stored.shape[-1] == 3:  # [.., y, x, 3] RGB
         ds.Rows, ds.Columns = int(stored.shape[-3]), int(stored.shape[-2])
         ds.SamplesPerPixel = 3
@@ -206,7 +225,9 @@ def _gdcm_jpeg_lossless(frame: np.ndarray) -> bytes:
         w.Execute(sitk.GetImageFromArray(np.ascontiguousarray(frame)[None]))
         enc = pydicom.dcmread(path)
         if enc.file_meta.TransferSyntaxUID != JPEG_LOSSLESS_SV1:  # pragma: no cover - GDCM version
-            raise RuntimeError(f"GDCM wrote {enc.file_meta.TransferSyntaxUID}, not JPEG Lossless SV1")
+            raise RuntimeError(
+                f"GDCM wrote {enc.file_meta.TransferSyntaxUID}, not JPEG Lossless SV1"
+            )
         return next(generate_frames(enc.PixelData, number_of_frames=1))
 
 
@@ -226,8 +247,12 @@ def _save(ds: Dataset, path: Path) -> Path:
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ts = ds.file_meta.TransferSyntaxUID
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True, implicit_vr=ts == ImplicitVRLittleEndian,
-               little_endian=ts != ExplicitVRBigEndian)
+    ds.save_as(
+        path,
+        enforce_file_format=True,
+        implicit_vr=ts == ImplicitVRLittleEndian,
+        little_endian=ts != ExplicitVRBigEndian,
+    )
     return path
 
 
@@ -289,13 +314,20 @@ def write_series(
         raise ValueError(f"voxels_hu must be [z, y, x] or [z, y, x, 3], got shape {vox.shape}")
     folder = Path(folder)
     rgb = vox.ndim == 4
-    intercept = (-1024.0 if modality == "CT" else 0.0) if rescale_intercept is None else float(rescale_intercept)
+    intercept = (
+        (-1024.0 if modality == "CT" else 0.0)
+        if rescale_intercept is None
+        else float(rescale_intercept)
+    )
     stored, is_signed = _stored(vox, float(rescale_slope), intercept, signed, bits_stored)
     row, col = _unit(iop[:3]), _unit(iop[3:6])
     normal = np.cross(row, col)
     nz = vox.shape[0]
     if positions is None:
-        pos = np.asarray(origin, float)[None, :] + np.arange(nz)[:, None] * float(spacing[0]) * normal[None, :]
+        pos = (
+            np.asarray(origin, float)[None, :]
+            + np.arange(nz)[:, None] * float(spacing[0]) * normal[None, :]
+        )
     else:
         pos = np.asarray(positions, float).reshape(nz, 3)
     study_uid = study_uid or _uid(uid_seed, "study")
@@ -308,10 +340,19 @@ def write_series(
     paths: list[Path] = []
     for k in range(nz):
         ds = _base_dataset(
-            modality=modality, sop_class=sop_class, patient_name=patient_name, patient_id=patient_id,
-            birth_date=birth_date, patient_sex=patient_sex, patient_position=patient_position,
-            study_uid=study_uid, series_uid=series_uid, for_uid=for_uid,
-            series_description=series_description, series_number=series_number, study_date=study_date,
+            modality=modality,
+            sop_class=sop_class,
+            patient_name=patient_name,
+            patient_id=patient_id,
+            birth_date=birth_date,
+            patient_sex=patient_sex,
+            patient_position=patient_position,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            for_uid=for_uid,
+            series_description=series_description,
+            series_number=series_number,
+            study_date=study_date,
         )
         ds.file_meta = FileMetaDataset()
         ds.SOPInstanceUID = _uid(uid_seed, f"{series_uid}/{k}") if uid_seed else generate_uid()
@@ -339,111 +380,8 @@ def write_series(
     return paths
 
 
-def write_multiframe(
-    path: str | Path,
-    voxels_hu: np.ndarray,
-    *,
-    spacing: Sequence[float] = (1.0, 1.0, 1.0),
-    origin: Sequence[float] = (0.0, 0.0, 0.0),
-    iop: Sequence[float] = (1, 0, 0, 0, 1, 0),
-    modality: str = "CT",
-    patient_name: str = "Demo^Patient",
-    patient_id: str = "DEMO0001",
-    birth_date: str = "19700101",
-    patient_position: str = "HFS",
-    study_uid: str | None = None,
-    series_uid: str | None = None,
-    series_description: str = "Synthetic enhanced CT",
-    transfer_syntax: str = ExplicitVRLittleEndian,
-    rescale_slope: float = 1.0,
-    rescale_intercept: float | None = None,
-    window: tuple[float, float] | None = (40.0, 400.0),
-    frame_order: Sequence[int] | None = None,
-    uid_seed: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``voxels_hu`` [z, y, x] as one Enhanced CT (or Enhanced MR) multi-frame file.
+def write_multiframe(path: str | Path, voxels_hu: np.ndarray, **kwargs: Any) -> Path:
+    """Write an Enhanced CT/MR multi-frame file: see :func:`viewer.dicom.synth_enhanced.write_multiframe`."""
+    from viewer.dicom.synth_enhanced import write_multiframe as _write
 
-    Geometry lives in the functional groups (PS3.3 C.7.6.16): PixelMeasures, PlaneOrientation,
-    PixelValueTransformation and FrameVOILUT are shared; PlanePosition and FrameContent are per
-    frame. ``frame_order`` lists which slice each stored frame holds (default 0..n-1), so frames
-    need not be stored in spatial order. The file carries everything a loader needs (geometry,
-    rescale, windows, dimensions) but not the CT acquisition macros a fully conformant Enhanced CT
-    IOD requires (dciodvfy lists those as missing).
-
-    Returns
-    -------
-    Path of the written file.
-    """
-    vox = np.asarray(voxels_hu)
-    if vox.ndim != 3:
-        raise ValueError(f"voxels_hu must be [z, y, x], got shape {vox.shape}")
-    intercept = (-1024.0 if modality == "CT" else 0.0) if rescale_intercept is None else float(rescale_intercept)
-    stored, is_signed = _stored(vox, float(rescale_slope), intercept, None, 16)
-    order = list(range(vox.shape[0])) if frame_order is None else [int(i) for i in frame_order]
-    row, col = _unit(iop[:3]), _unit(iop[3:6])
-    normal = np.cross(row, col)
-    ds = _base_dataset(
-        modality=modality,
-        sop_class=ENHANCED_CT_IMAGE_STORAGE if modality == "CT" else ENHANCED_MR_IMAGE_STORAGE,
-        patient_name=patient_name, patient_id=patient_id, birth_date=birth_date, patient_sex="O",
-        patient_position=patient_position, study_uid=study_uid or _uid(uid_seed, "study"),
-        series_uid=series_uid or _uid(uid_seed, "mfseries"), for_uid=_uid(uid_seed, "for"),
-        series_description=series_description, series_number=1, study_date="20240101",
-    )
-    ds.file_meta = FileMetaDataset()
-    ds.SOPInstanceUID = _uid(uid_seed, "mfinstance")
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
-    ds.InstanceNumber = 1
-    ds.NumberOfFrames = len(order)
-    ds.ContentQualification = "PRODUCT"
-    _pixel_module(ds, stored[0], is_signed, "MONOCHROME2", 16)
-    shared = Dataset()
-    pm = Dataset()
-    pm.PixelSpacing = [float(spacing[1]), float(spacing[2])]
-    pm.SliceThickness = float(spacing[0])
-    shared.PixelMeasuresSequence = DicomSequence([pm])
-    po = Dataset()
-    po.ImageOrientationPatient = [round(float(v), 8) for v in (*row, *col)]
-    shared.PlaneOrientationSequence = DicomSequence([po])
-    pvt = Dataset()
-    pvt.RescaleIntercept = intercept
-    pvt.RescaleSlope = float(rescale_slope)
-    pvt.RescaleType = "HU" if modality == "CT" else "US"
-    shared.PixelValueTransformationSequence = DicomSequence([pvt])
-    if window is not None:
-        voi = Dataset()
-        voi.WindowCenter, voi.WindowWidth = float(window[0]), float(window[1])
-        voi.WindowCenterWidthExplanation = "DEFAULT"
-        shared.FrameVOILUTSequence = DicomSequence([voi])
-    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
-    per_frame = []
-    for k in order:
-        fg = Dataset()
-        pp = Dataset()
-        pp.ImagePositionPatient = [round(float(v), 6) for v in np.asarray(origin, float) + k * float(spacing[0]) * normal]
-        fg.PlanePositionSequence = DicomSequence([pp])
-        fc = Dataset()
-        fc.StackID = "1"
-        fc.InStackPositionNumber = k + 1
-        fc.DimensionIndexValues = [1, k + 1]
-        fg.FrameContentSequence = DicomSequence([fc])
-        per_frame.append(fg)
-    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
-    dim_uid = _uid(uid_seed, "dimorg")
-    org = Dataset()
-    org.DimensionOrganizationUID = dim_uid
-    ds.DimensionOrganizationSequence = DicomSequence([org])
-    ds.DimensionOrganizationType = "3D"
-    dims = []
-    for tag, seq in ((0x00209056, 0x00209111), (0x00209057, 0x00209111)):  # StackID, InStackPositionNumber
-        di = Dataset()
-        di.DimensionOrganizationUID = dim_uid
-        di.DimensionIndexPointer = tag
-        di.FunctionalGroupPointer = seq
-        dims.append(di)
-    ds.DimensionIndexSequence = DicomSequence(dims)
-    for key, value in (extra or {}).items():
-        setattr(ds, key, value)
-    _set_pixels(ds, np.ascontiguousarray(stored[order]), UID(transfer_syntax))
-    return _save(ds, Path(path))
+    return _write(path, voxels_hu, **kwargs)

@@ -31,8 +31,12 @@ def _is_orthogonal(affine: np.ndarray) -> bool:
     return bool(np.allclose(m.T @ m, np.eye(3), atol=1e-6))
 
 
-def write_nifti(volume_or_array: Volume | np.ndarray, path: str | os.PathLike[str], *,
-                volume: Volume | None = None) -> Path:
+def write_nifti(
+    volume_or_array: Volume | np.ndarray,
+    path: str | os.PathLike[str],
+    *,
+    volume: Volume | None = None,
+) -> Path:
     """Write a Volume (or an array on ``volume``'s grid, e.g. a label map) as ``.nii`` / ``.nii.gz``.
 
     Parameters
@@ -52,16 +56,22 @@ def write_nifti(volume_or_array: Volume | np.ndarray, path: str | os.PathLike[st
         vol, data = volume_or_array, volume_or_array.voxels
     else:
         if volume is None:
-            raise ExportError("write_nifti: an array needs volume= to give its grid (spacing, origin, direction)")
+            raise ExportError(
+                "write_nifti: an array needs volume= to give its grid (spacing, origin, direction)"
+            )
         vol, data = volume, np.asarray(volume_or_array)
         if data.shape[:3] != vol.shape:
-            raise ExportError(f"write_nifti: array shape {data.shape} does not match the volume grid {vol.shape}")
+            raise ExportError(
+                f"write_nifti: array shape {data.shape} does not match the volume grid {vol.shape}"
+            )
     target = Path(path)
     if not (target.name.endswith(".nii") or target.name.endswith(".nii.gz")):
         raise ExportError(f"{target}: NIfTI files must end in .nii or .nii.gz")
     if data.ndim == 4:  # RGB [z, y, x, 3] -> structured RGB24 [x, y, z]
         if data.shape[3] != 3 or data.dtype != np.uint8:
-            raise ExportError(f"write_nifti: 4-D data must be [z, y, x, 3] uint8 RGB, got {data.shape} {data.dtype}")
+            raise ExportError(
+                f"write_nifti: 4-D data must be [z, y, x, 3] uint8 RGB, got {data.shape} {data.dtype}"
+            )
         arr = np.ascontiguousarray(data).view(_RGB)[..., 0].transpose(2, 1, 0)
     else:
         arr = data.transpose(2, 1, 0)
