@@ -149,6 +149,23 @@ class TestReportInputs:
         pdf = build_report(volume=vol, labels=lab)
         assert pdf[:5] == b"%PDF-" and pdf.rstrip().endswith(b"%%EOF")
 
+    def test_progress_and_cancel(self, tmp_path: Path) -> None:
+        from viewer.errors import Cancelled
+
+        vol, lab = phantom(nz=8, n=48)
+        calls: list[tuple[int, int]] = []
+        build_report(volume=vol, labels=lab, progress=lambda d, t, m: calls.append((d, t)))
+        assert calls[0] == (0, 4) and calls[-1] == (4, 4)
+        with pytest.raises(Cancelled):
+            write_report(tmp_path / "r.pdf", volume=vol, labels=lab, cancel=lambda: True)
+        assert not (tmp_path / "r.pdf").exists()
+
+    def test_wide_figure_and_given_key_images(self, tmp_path: Path) -> None:
+        vol, lab = phantom(nz=8, n=48)
+        wide = np.full((60, 300, 3), 90, np.uint8)
+        out = write_report(tmp_path / "w.pdf", volume=vol, labels=lab, key_images=[("Worst slice: A | B", wide)])
+        assert "Worst slice: A | B" in " ".join(pdf_text(out).split())
+
     def test_given_key_images(self, tmp_path: Path) -> None:
         vol, lab = phantom(nz=8, n=48)
         img = np.zeros((50, 80, 3), np.uint8)

@@ -137,6 +137,28 @@ class TestWriteSeg:
         assert [p.name for p in (tmp_path / "out").iterdir()] == ["seg.dcm"]
 
 
+class TestJobProtocol:
+    def test_progress_and_cancel(self, tmp_path: Path) -> None:
+        from viewer.errors import Cancelled
+
+        vol, _ = make_series(tmp_path / "src", nz=20)
+        lab = np.zeros(vol.shape, np.uint8)
+        lab[5:15, 4:20, 4:20] = 1
+        calls: list[tuple[int, int, str]] = []
+        write_seg(tmp_path / "seg.dcm", vol, lab, SEGMENTS[:1], progress=lambda d, t, m: calls.append((d, t, m)))
+        assert calls[-1][0] == calls[-1][1] and [c[0] for c in calls] == sorted(c[0] for c in calls)
+        assert any("source headers" in c[2] for c in calls)
+        n = {"k": 0}
+
+        def cancel_after_two() -> bool:
+            n["k"] += 1
+            return n["k"] > 2
+
+        with pytest.raises(Cancelled):
+            write_seg(tmp_path / "c.dcm", vol, lab, SEGMENTS[:1], cancel=cancel_after_two)
+        assert not (tmp_path / "c.dcm").exists()
+
+
 class TestErrors:
     def test_label_without_segment(self, tmp_path: Path) -> None:
         vol, _ = make_series(tmp_path / "src", nz=3)

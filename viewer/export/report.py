@@ -49,6 +49,7 @@ from viewer.export.report_sections import (
     stats_rows,
     warning_box,
 )
+from viewer.jobs import CancelCheck, Progress, check_cancel, report
 from viewer.volume import Volume
 
 __all__ = ["build_report", "write_report", "DISCLAIMER"]
@@ -275,7 +276,8 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
                  review_state: str | None = None, ai_vs_final: Mapping[Any, Any] | None = None,
                  anonymize: bool = False, anonymizer: Anonymizer | None = None,
                  title: str = "AI segmentation report", notes: Sequence[str] = (),
-                 created: _dt.datetime | None = None) -> bytes:
+                 created: _dt.datetime | None = None, progress: Progress | None = None,
+                 cancel: CancelCheck | None = None) -> bytes:
     """The report as PDF bytes. Arguments as in :func:`write_report`."""
     labels, model_info, labels_info, domain_warnings = _from_result(result, labels, model_info, labels_info,
                                                                     domain_warnings)
@@ -289,6 +291,7 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
     st = make_styles(font, bold)
     clean = _cleaner(anonymize, volume)
     styles = label_styles(labels_info)
+    report(progress, 0, 4, "statistics")
     if stats is None:
         from viewer.segstats import segment_statistics
 
@@ -338,6 +341,8 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
         story += [Paragraph("PyTorch vs ONNX parity", st.h2), *parity_flowables(parity, st, WIDTH)]
     for line in notes:
         story.append(Paragraph(esc(clean(line)), st.body))
+    check_cancel(cancel)
+    report(progress, 1, 4, "key images")
     images = _as_key_images(key_images) if key_images is not None else auto_key_images(
         volume, labels, labels_info=labels_info, stats=stats)
     if images:
@@ -347,6 +352,8 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
                                 Paragraph(esc(clean(f"Mask overlay ({legend})." if legend else "Mask overlay.")),
                                           st.small), Spacer(1, 1.5 * mm), *grid[0]]),
                   *[KeepTogether(row) for row in grid[1:]]]
+    check_cancel(cancel)
+    report(progress, 2, 4, "explanation views")
     views: list[KeyImage] = []
     for g in ([gradcam] if isinstance(gradcam, Mapping) else list(gradcam or [])):
         views.append(render_heatmap_view(volume, labels, g, labels_info=labels_info))
@@ -360,12 +367,15 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
                                 Paragraph("What the model looked at (heatmaps) and image filters, with their "
                                           "parameters. They explain the result; they are not findings.", st.small),
                                 Spacer(1, 1.5 * mm), *grid[0]]), *[KeepTogether(row) for row in grid[1:]]]
+    check_cancel(cancel)
+    report(progress, 3, 4, "page layout")
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
                             bottomMargin=20 * mm, title=title if not anonymize else "AI segmentation report",
                             author="clinical-viewer", subject="", creator="clinical-viewer", keywords="")
     stamp = f"clinical-viewer {fmt('0.1.0')} - generated {created.strftime('%Y-%m-%d %H:%M UTC')}"
     doc.build(story, canvasmaker=_numbered_canvas(font, stamp))
+    report(progress, 4, 4, "report ready")
     return buf.getvalue()
 
 
@@ -393,6 +403,8 @@ def write_report(path: str | Path, **kwargs: Any) -> Path:
     anonymize : no patient identifiers, descriptions or paths anywhere in the PDF. The UIDs
         shown come from ``anonymizer`` (default :func:`viewer.anonymize.session_anonymizer`,
         the same one the SEG export uses), so they match the anonymised SEG.
+    progress, cancel : job protocol (:mod:`viewer.jobs`); ``Cancelled`` between stages, nothing
+        is written then.
 
     Raises
     ------

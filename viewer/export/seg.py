@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
@@ -31,6 +32,7 @@ from viewer.anonymize import Anonymizer, session_anonymizer
 from viewer.dicom.seg_reader import Code, SegmentInfo
 from viewer.errors import ExportError
 from viewer.export.atomic import atomic_path
+from viewer.jobs import CancelCheck, Progress, check_cancel, report
 from viewer.volume import Volume
 
 __all__ = ["SegmentInfo", "write_seg", "default_codes", "build_seg", "SOFTWARE_VERSION"]
@@ -121,13 +123,17 @@ def _dcmread_header(ref: str) -> Dataset:
     return pydicom.dcmread(path, stop_before_pixels=True)
 
 
-def _read_sources(volume: Volume) -> list[Dataset]:
+def _read_sources(volume: Volume, progress: Progress | None = None, cancel: CancelCheck | None = None,
+                  total: int = 0) -> list[Dataset]:
     files = [f for f in dict.fromkeys(volume.meta.source_files) if f]  # "" = slice inserted for a gap
     if not files:
         raise ExportError("DICOM SEG export needs the source DICOM series (this volume has no source files); "
                           "export NIfTI instead, or open the series from DICOM")
     out = []
-    for f in files:
+    for i, f in enumerate(files):
+        if i % 16 == 0:
+            check_cancel(cancel)
+            report(progress, i, total or len(files), "reading source headers")
         try:
             out.append(_dcmread_header(f))
         except (OSError, KeyError, zipfile.BadZipFile, pydicom.errors.InvalidDicomError) as exc:
@@ -190,7 +196,8 @@ def build_seg(volume: Volume, labels: np.ndarray, segments: Sequence[SegmentInfo
               series_number: int = 900, manufacturer: str = "clinical-viewer",
               manufacturer_model_name: str = "clinical-viewer", software_versions: str = SOFTWARE_VERSION,
               device_serial_number: str = "0", content_creator_name: str | None = None,
-              content_description: str | None = None, warnings: list[str] | None = None) -> Dataset:
+              content_description: str | None = None, warnings: list[str] | None = None,
+              progress: Progress | None = None, cancel: CancelCheck | None = None) -> Dataset:
     """The SEG dataset (not saved); arguments as in :func:`write_seg`."""
     import highdicom as hd
 
@@ -205,15 +212,22 @@ def build_seg(volume: Volume, labels: np.ndarray, segments: Sequence[SegmentInfo
     values = [int(s.value) for s in segs]
     if len(set(values)) != len(values) or min(values) < 1 or max(values) > 255:
         raise ExportError(f"segment values must be distinct and 1..255, got {values}")
-    present = np.unique(labels)
+    labels = labels.astype(np.uint8, copy=False)
+    present = np.flatnonzero(np.bincount(labels.ravel(), minlength=256))
     unknown = sorted(set(int(v) for v in present) - {0, *values})
     if unknown:
         raise ExportError(f"label values {unknown} have no segment description; add SegmentInfo for them")
-    lut = np.zeros(256, np.uint8)  # label value -> segment number 1..N
-    lut[values] = np.arange(1, len(values) + 1)
-    numbered = lut[labels.astype(np.intp)]
-
-    sources = list(source_datasets) if source_datasets is not None else _read_sources(volume)
+    if values == list(range(1, len(values) + 1)):
+        numbered = labels  # already segment numbers 1..N (the usual case): no copy
+    else:
+        lut = np.zeros(256, np.uint8)  # label value -> segment number 1..N
+        lut[values] = np.arange(1, len(values) + 1)
+        numbered = cv2.LUT(np.ascontiguousarray(labels).reshape(-1, labels.shape[-1]), lut).reshape(labels.shape)
+    steps = len(volume.meta.source_files) + 2
+    sources = (list(source_datasets) if source_datasets is not None
+               else _read_sources(volume, progress, cancel, steps))
+    check_cancel(cancel)
+    report(progress, steps - 2, steps, "building the DICOM SEG")
     sources, frames = _arrange(volume, numbered, sources, warnings)
     anon = anonymizer or (session_anonymizer() if anonymize else None)
     if anon is not None:
@@ -249,7 +263,8 @@ def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Se
               manufacturer: str = "clinical-viewer", manufacturer_model_name: str = "clinical-viewer",
               software_versions: str = SOFTWARE_VERSION, device_serial_number: str = "0",
               content_creator_name: str | None = None, content_description: str | None = None,
-              warnings: list[str] | None = None) -> Path:
+              warnings: list[str] | None = None, progress: Progress | None = None,
+              cancel: CancelCheck | None = None) -> Path:
     """Write ``labels`` as a DICOM SEG on ``volume``'s source series; atomic.
 
     Parameters
@@ -268,6 +283,8 @@ def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Se
     content_creator_name : the reader, for edited segments (dropped when anonymising).
     warnings : a list that receives non-fatal problems (e.g. labels on slices that have no
         source image because the series has gaps; those slices cannot be referenced).
+    progress, cancel : job protocol (:mod:`viewer.jobs`): progress while reading the source
+        headers, building and writing; ``Cancelled`` between steps (nothing is written then).
 
     Returns
     -------
@@ -278,6 +295,8 @@ def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Se
     ExportError
         Labels and segments disagree, the source headers are missing or do not fit, or the
         file cannot be written (nothing is left half-written).
+    Cancelled
+        ``cancel()`` returned True.
     """
     if anonymizer is None and uid_map is not None:
         anonymizer = Anonymizer(uid_map=uid_map)  # type: ignore[arg-type]
@@ -287,9 +306,13 @@ def write_seg(path: str | Path, volume: Volume, labels: np.ndarray, segments: Se
                     manufacturer=manufacturer, manufacturer_model_name=manufacturer_model_name,
                     software_versions=software_versions, device_serial_number=device_serial_number,
                     content_creator_name=content_creator_name, content_description=content_description,
-                    warnings=warnings)
+                    warnings=warnings, progress=progress, cancel=cancel)
     path = Path(path)
+    steps = len(volume.meta.source_files) + 2
+    check_cancel(cancel)
+    report(progress, steps - 1, steps, "writing the DICOM SEG")
     with atomic_path(path) as tmp:
         seg.save_as(tmp, enforce_file_format=True)
+    report(progress, steps, steps, "DICOM SEG written")
     log.info("wrote DICOM SEG with %d segments, %d frames", len(segments), int(seg.NumberOfFrames))
     return path
