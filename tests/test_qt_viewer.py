@@ -307,3 +307,44 @@ def test_monochrome1_is_inverted(qtbot, win, tmp_path):
     v.render_frame()
     assert win.state.volume.meta.invert
     assert v._rgb[4, 2, 0] > 200 and v._rgb[4, 12, 0] < 50  # low values bright
+
+
+def test_drop_a_folder_opens_it(qtbot, win, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    path = write_phantom(tmp_path / "dropped")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(win.volume_loaded, timeout=20000):
+        win.dropEvent(ev)
+    assert win.state.volume.shape == SHAPE
+
+
+def test_thumbnail_and_focus_after_load(qtbot, loaded):
+    w = loaded
+    sid = w.loader.scan_result.stacks[0].stack_id
+    item = w.browser.stack_item(sid)
+    qtbot.waitUntil(lambda: not item.icon(0).isNull(), timeout=5000)
+    assert w.grid.views[0].hasFocus() or w.focusWidget() is w.grid.views[0]
+
+
+def test_non_square_pixels_keep_their_aspect(loaded):
+    v = loaded.grid.views[0]
+    r = v.image_rect()
+    # 64 rows x 0.6 mm high, 80 columns x 0.8 mm wide
+    assert r.height() / r.width() == pytest.approx((SHAPE[1] * SPACING[1]) / (SHAPE[2] * SPACING[2]))
+
+
+def test_startup_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom viewer.qt.app import create_app\nfrom viewer.qt.main_window import MainWindow\n"
+            "app = create_app(); w = MainWindow(recording_errors=True); w.show(); app.processEvents()\n"
+            "bad = [m for m in ('torch', 'torchvision', 'pytorch_grad_cam') if m in sys.modules]\n"
+            "print(bad); w.close(); sys.exit(1 if bad else 0)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr

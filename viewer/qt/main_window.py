@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         self.grid.views[0].set_preview(None)
         self.setWindowTitle(f"Clinical Viewer — {self._title(volume)}")
         self._on_cursor()
+        self.grid.active_view().setFocus()  # arrow keys / PageUp / PageDown scroll at once
         self.volume_loaded.emit(volume)
 
     def _title(self, volume: Any) -> str:
