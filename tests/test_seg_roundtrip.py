@@ -163,6 +163,41 @@ class TestSourcesFromTheLoader:
         assert np.array_equal(read_seg(out, vol).labels, lab)
 
 
+class TestForeignSegs:
+    """SEGs written by other tools' conventions: fractional, overlapping binary segments."""
+
+    def _descriptions(self, n: int) -> list:
+        from pydicom.sr.codedict import codes
+
+        return [hd.seg.SegmentDescription(i + 1, f"Seg {i + 1}", codes.SCT.Tissue, codes.SCT.Tissue, "MANUAL")
+                for i in range(n)]
+
+    def test_fractional(self, tmp_path: Path) -> None:
+        vol, dss = _series(tmp_path / "src", nz=4, shuffle=False)
+        prob = np.zeros(vol.shape, np.float32)
+        prob[1:3, 5:15, 5:15] = 0.8
+        prob[1:3, 5:15, 15:20] = 0.3  # below one half: not in the label map
+        seg = hd.seg.Segmentation(dss, prob, "FRACTIONAL", self._descriptions(1), hd.UID(), 5, hd.UID(), 1,
+                                  "other", "other", "1", "1", max_fractional_value=255)
+        seg.save_as(tmp_path / "frac.dcm")
+        r = read_seg(tmp_path / "frac.dcm", vol)
+        assert np.array_equal(r.labels, (prob > 0.5).astype(np.uint8))
+
+    def test_overlapping_binary_segments(self, tmp_path: Path) -> None:
+        vol, dss = _series(tmp_path / "src", nz=4, shuffle=False)
+        stacked = np.zeros((*vol.shape, 2), np.uint8)
+        stacked[1:3, 5:15, 5:15, 0] = 1
+        stacked[1:3, 10:20, 10:20, 1] = 1  # overlaps segment 1 on 5 x 5 x 2 voxels
+        seg = hd.seg.Segmentation(dss, stacked, "BINARY", self._descriptions(2), hd.UID(), 5, hd.UID(), 1,
+                                  "other", "other", "1", "1")
+        seg.save_as(tmp_path / "ovl.dcm")
+        r = read_seg(tmp_path / "ovl.dcm", vol)
+        expected = np.where(stacked[..., 1] > 0, 2, np.where(stacked[..., 0] > 0, 1, 0)).astype(np.uint8)
+        assert np.array_equal(r.labels, expected)
+        assert any("50 voxels belong to more than one segment" in w for w in r.warnings)
+        assert [s.name for s in r.segments] == ["Seg 1", "Seg 2"] and r.segments[0].algorithm_type == "MANUAL"
+
+
 class TestReadErrors:
     def test_not_a_seg(self, tmp_path: Path) -> None:
         vol, _ = _series(tmp_path / "src", nz=3)
