@@ -83,13 +83,13 @@ def measure(folder: Path, runs: int, threads: list[int | None]) -> dict[str, flo
         firsts, fulls = [], []
         for _ in range(runs):
             t0 = time.perf_counter()
-            first = []
+            first: list[float] = []
+
+            def on_first(z: int, a: np.ndarray, t0: float = t0, first: list[float] = first) -> None:
+                first.append(time.perf_counter() - t0)
+
             st = scan(folder).stacks[0]
-            load_stack(
-                st,
-                threads=th,
-                first_slice_callback=lambda z, a: first.append(time.perf_counter() - t0),
-            )
+            load_stack(st, threads=th, first_slice_callback=on_first)
             fulls.append(time.perf_counter() - t0)
             firsts.append(first[0])
         tag = "default threads" if th is None else f"{th} thread{'s' if th > 1 else ''}"
@@ -146,7 +146,8 @@ def main() -> int:
             )
             size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
             print(
-                f"wrote {label}: {args.slices} files, {size:.0f} MiB in {time.perf_counter() - t0:.1f} s",
+                f"wrote {label}: {args.slices} files, {size:.0f} MiB in "
+                f"{time.perf_counter() - t0:.1f} s",
                 flush=True,
             )
             threads = [None] if ts == "1.2.840.10008.1.2.1" else [None, 2]
@@ -197,8 +198,10 @@ def main() -> int:
     ]
     lines += [
         "",
-        "Full load includes the header scan. SimpleITK: `GetGDCMSeriesFileNames` + `Execute` + array "
-        "view (int16 here since the files are int16-compatible). The machine has 2 cores shared with "
+        "Full load includes the header scan. SimpleITK: `GetGDCMSeriesFileNames` + `Execute` + "
+        "array "
+        "view (int16 here since the files are int16-compatible). The machine has 2 cores shared "
+        "with "
         "other jobs, so absolute times vary; ratios are measured side by side.",
         "",
     ]

@@ -1,4 +1,5 @@
-"""``clinical-viewer scan`` and ``convert`` through viewer.cli.main (real files, real exit codes)."""
+"""``clinical-viewer scan`` and ``convert`` through viewer.cli.main (real files, real exit
+codes)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ def check_against_dicom(nifti_path, vol) -> None:
         )
         dr, dc = (float(v) for v in ds.PixelSpacing)  # row spacing (between rows), column spacing
         for i, j in [(0, 0), (data.shape[0] - 1, 0), (0, data.shape[1] - 1), (3, 5)]:
-            # nibabel voxel (i=column, j=row, k=slice) -> RAS; DICOM: IPP + i*dc*row + j*dr*col (LPS)
+            # nibabel voxel (i=column, j=row, k=slice) -> RAS;
+            # DICOM: IPP + i*dc*row + j*dr*col (LPS)
             ras = img.affine @ np.array([i, j, z, 1.0])
             lps = ipp + i * dc * row + j * dr * col
             np.testing.assert_allclose(ras[:3], LPS_TO_RAS @ lps, atol=1e-4)

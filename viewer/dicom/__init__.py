@@ -1,9 +1,10 @@
-"""DICOM input (no Qt): scan folders/files/DICOMDIR/zip (headers only), load stacks into a ``Volume``.
+"""DICOM input (no Qt): scan folders/files/DICOMDIR/zip (headers only), load stacks into a
+``Volume``.
 
 The 3D Slicer "examine, then load" split::
 
     from viewer.dicom import scan, load_stack, load_path
-    result = scan("/path/to/study")          # patients -> studies -> series -> stacks, skipped files
+    result = scan("/path/to/study")  # patients -> studies -> series -> stacks; skipped files
     vol = load_stack(result.stacks[0], progress=..., cancel=..., first_slice_callback=...)
     vol = load_path("/path/to/study", series="1.2.840...")   # both in one call
 

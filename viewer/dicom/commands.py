@@ -1,4 +1,5 @@
-"""Command handlers ``clinical-viewer scan`` and ``clinical-viewer convert`` (wired in viewer/cli.py).
+"""Command handlers ``clinical-viewer scan`` and ``clinical-viewer convert`` (wired in
+viewer/cli.py).
 
 No Qt. ``scan PATH [--json]`` lists patients / studies / series / stacks (UIDs, description,
 modality, image count, dimensions, spacing, warnings), non-image objects and skipped files with
@@ -33,7 +34,10 @@ def format_scan(result: ScanResult) -> str:
         f"Scanned {result.root}: {len(result.stacks)} stack(s), {len(result.non_image)} non-image "
         f"object(s), {len(result.skipped)} skipped file(s)"
     ]
-    head = f"{'stack id':<13} {'series#':>7} {'mod':<4} {'images':>6} {'size':>9} {'spacing mm (z,y,x)':<20} description"
+    head = (
+        f"{'stack id':<13} {'series#':>7} {'mod':<4} {'images':>6} {'size':>9} "
+        f"{'spacing mm (z,y,x)':<20} description"
+    )
     for p in result.patients:
         for st in p.studies:
             lines.append("")
@@ -42,9 +46,11 @@ def format_scan(result: ScanResult) -> str:
             for se in st.series:
                 for sk in se.stacks:
                     size = f"{sk.columns}x{sk.rows}"
+                    number = se.series_number if se.series_number is not None else "-"
                     lines.append(
-                        f"{sk.stack_id:<13} {se.series_number if se.series_number is not None else '-':>7} "
-                        f"{sk.modality:<4} {sk.image_count:>6} {size:>9} {_fmt_spacing(sk.spacing):<20} "
+                        f"{sk.stack_id:<13} {number:>7} "
+                        f"{sk.modality:<4} {sk.image_count:>6} {size:>9} "
+                        f"{_fmt_spacing(sk.spacing):<20} "
                         f"{sk.description}"
                     )
                     lines.append(f"{'':<13} series {se.series_uid}")
@@ -60,9 +66,9 @@ def format_scan(result: ScanResult) -> str:
         lines.extend(f"  {s.path}: {s.reason}" for s in result.skipped if s not in not_dicom)
         if not_dicom:
             names = ", ".join(os.path.basename(s.path) for s in not_dicom[:5])
+            more = " ..." if len(not_dicom) > 5 else ""
             lines.append(
-                f"  {len(not_dicom)} non-DICOM file(s): {names}{' ...' if len(not_dicom) > 5 else ''} "
-                "(--json lists them all)"
+                f"  {len(not_dicom)} non-DICOM file(s): {names}{more} (--json lists them all)"
             )
     return "\n".join(lines)
 
@@ -80,7 +86,8 @@ def cmd_scan(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 
 
 def cmd_convert(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    """``clinical-viewer convert PATH [--series UID] --out FILE.nii.gz``; returns the exit code (0)."""
+    """``clinical-viewer convert PATH [--series UID] --out FILE.nii.gz``; returns the exit code
+    (0)."""
     from viewer.cli import BadInput
     from viewer.dicom.load import load_path
     from viewer.export.nifti import write_nifti
@@ -96,6 +103,7 @@ def cmd_convert(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     nz, ny, nx = vol.shape
     out.write(
         f"wrote {path}: {nx}x{ny}x{nz} voxels, spacing {_fmt_spacing(vol.spacing)} mm (z,y,x), "
-        f"{vol.voxels.dtype}, series {vol.meta.series_instance_uid} (stack {vol.meta.extra.get('stack_id')})\n"
+        f"{vol.voxels.dtype}, series {vol.meta.series_instance_uid} (stack "
+        f"{vol.meta.extra.get('stack_id')})\n"
     )
     return 0

@@ -57,7 +57,8 @@ def _native_dtype(info: FileInfo) -> np.dtype:
 
 
 def fix_bits(arr: np.ndarray, info: FileInfo) -> np.ndarray:
-    """Mask (unsigned) or sign-extend (signed) values stored in fewer bits than allocated, in place."""
+    """Mask (unsigned) or sign-extend (signed) values stored in fewer bits than allocated, in
+    place."""
     bs, ba = info.bits_stored, arr.dtype.itemsize * 8
     if arr.dtype.kind not in "iu" or bs >= ba:
         return arr
@@ -79,7 +80,8 @@ def _read_native(info: FileInfo, frames: Sequence[int | None]) -> Iterator[np.nd
             buf = f.read(nbytes)
             if len(buf) != nbytes:
                 raise ValueError(
-                    f"pixel data of frame {(fr or 0) + 1} is truncated ({len(buf)} of {nbytes} bytes)"
+                    f"pixel data of frame {(fr or 0) + 1} is truncated ({len(buf)} of {nbytes} "
+                    "bytes)"
                 )
             arr = np.frombuffer(buf, dtype=dt).reshape(info.rows, info.columns)
             arr = arr.astype(dt.newbyteorder("="), copy=True) if not dt.isnative else arr.copy()

@@ -32,7 +32,8 @@ def slice_normal(iop: Sequence[float]) -> np.ndarray:
 
 
 def orientation_label(iop: Sequence[float] | None) -> str:
-    """``"axial"``, ``"coronal"``, ``"sagittal"``, ``"oblique"`` (within ~8°), or ``""`` if unknown."""
+    """``"axial"``, ``"coronal"``, ``"sagittal"``, ``"oblique"`` (within ~8°), or ``""`` if
+    unknown."""
     if iop is None:
         return ""
     n = np.abs(slice_normal(iop))
@@ -103,7 +104,8 @@ def analyse_positions(
     if n == 1:
         step = float(slice_thickness) if slice_thickness and slice_thickness > 0 else 1.0
         warnings.append(
-            f"single slice: slice spacing unknown, using {'SliceThickness' if slice_thickness else 'a default of'} "
+            "single slice: slice spacing unknown, using "
+            f"{'SliceThickness' if slice_thickness else 'a default of'} "
             f"{step:g} mm for the third axis"
         )
         return StackGeometry(
@@ -142,7 +144,8 @@ def analyse_positions(
     max_err = float(np.max(np.linalg.norm(p - fitted, axis=1)))
     if tilt:
         warnings.append(
-            f"gantry tilt: slices are offset by {tilt:.2f}° from the slice normal; the volume keeps the "
+            f"gantry tilt: slices are offset by {tilt:.2f}° from the slice normal; the volume "
+            "keeps the "
             f"true slice step ({np.linalg.norm(vec):.3f} mm) so patient coordinates are exact, but "
             "axes are not orthogonal (viewers that ignore shear show the anatomy sheared)"
         )
@@ -155,7 +158,8 @@ def analyse_positions(
         )
     if irregular:
         warnings.append(
-            f"irregular slice spacing: steps vary from {steps.min():.3f} to {steps.max():.3f} mm; the "
+            f"irregular slice spacing: steps vary from {steps.min():.3f} to {steps.max():.3f} "
+            "mm; the "
             f"volume uses the mean step {step:.3f} mm, so slices are off by up to {max_err:.3f} mm"
         )
     return StackGeometry(

@@ -62,7 +62,10 @@ def decoder_available(transfer_syntax: str) -> str:
             if hasattr(dec, "missing_dependencies")
             else ""
         )
-        return f"transfer syntax {uid.name} needs a decoder plugin that is not installed ({missing or 'see pydicom docs'})"
+        return (
+            f"transfer syntax {uid.name} needs a decoder plugin that is not installed "
+            f"({missing or 'see pydicom docs'})"
+        )
     return ""
 
 
@@ -129,7 +132,8 @@ def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] |
         ) as exc:
             return SkippedFile(
                 str(ref),
-                f"unreadable DICOM header ({type(exc).__name__}: {exc}); the file is corrupt or truncated",
+                f"unreadable DICOM header ({type(exc).__name__}: {exc}); the file is corrupt or "
+                "truncated",
             )
         ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
         if not ts:
@@ -148,7 +152,8 @@ def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] |
 
 
 def read_header(ref: FileRef) -> tuple[FileInfo, list[FrameRecord]] | NonImageObject | SkippedFile:
-    """Read ``ref``'s header (stops before pixel data) and classify it. Never raises for bad files."""
+    """Read ``ref``'s header (stops before pixel data) and classify it. Never raises for bad
+    files."""
     try:
         opened = _open_dataset(ref)
     except OSError as exc:
@@ -189,13 +194,15 @@ def _classify(ref: FileRef, ds: Dataset, off: int | None, length: int | None, si
     if not has_pixels:
         return SkippedFile(
             str(ref),
-            f"no pixel data (7FE0,0010) in this {name or 'image'}; the file is truncated or header-only",
+            f"no pixel data (7FE0,0010) in this {name or 'image'}; the file is truncated or "
+            "header-only",
         )
     missing = [k for k in ("Rows", "Columns", "BitsAllocated") if ds.get(k) in (None, "", 0)]
     if missing:
         return SkippedFile(
             str(ref),
-            f"missing required pixel attribute(s) {', '.join(missing)} (0028,xxxx); cannot interpret the pixel data",
+            f"missing required pixel attribute(s) {', '.join(missing)} (0028,xxxx); cannot "
+            "interpret the pixel data",
         )
     series_uid = _str(ds, "SeriesInstanceUID")
     notes = []
@@ -274,6 +281,7 @@ def _classify(ref: FileRef, ds: Dataset, off: int | None, length: int | None, si
         if info.bits_allocated not in (8, 16, 32) or info.bits_stored > info.bits_allocated:
             return SkippedFile(
                 str(ref),
-                f"unsupported pixel layout BitsAllocated={info.bits_allocated} BitsStored={info.bits_stored}",
+                f"unsupported pixel layout BitsAllocated={info.bits_allocated} "
+                f"BitsStored={info.bits_stored}",
             )
     return info, frame_records(ds, info)

@@ -54,7 +54,8 @@ def _raw_range(info: FileInfo) -> tuple[int, int]:
 
 
 def _fill_raw(rec: FrameRecord, raw: np.ndarray | None, ct: bool) -> float:
-    """Stored value used for padding / blank slices: air (-1024 HU) for CT, else the lowest value."""
+    """Stored value used for padding / blank slices: air (-1024 HU) for CT, else the lowest
+    value."""
     lo, hi = _raw_range(rec.file)
     if ct and rec.slope > 0:
         v = round((-1024.0 - rec.intercept) / rec.slope)
@@ -118,8 +119,10 @@ def _check_memory(stack: Stack, nz: int, itemsize: int, max_bytes: int | None) -
             max_bytes = 16 << 30
     if need > max_bytes:
         raise DicomError(
-            f"stack {stack.stack_id} ({stack.description or 'no description'}): {nz} x {stack.rows} x "
-            f"{stack.columns} voxels need {need / 2**30:.1f} GiB but only {max_bytes / 2**30:.1f} GiB may be "
+            f"stack {stack.stack_id} ({stack.description or 'no description'}): {nz} x "
+            f"{stack.rows} x "
+            f"{stack.columns} voxels need {need / 2**30:.1f} GiB but only "
+            f"{max_bytes / 2**30:.1f} GiB may be "
             "used; free memory or load a smaller series"
         )
 
@@ -127,7 +130,8 @@ def _check_memory(stack: Stack, nz: int, itemsize: int, max_bytes: int | None) -
 def _rescale_int16(
     out: np.ndarray, recs: list[FrameRecord | None], unsigned: bool, theory_fits: bool
 ) -> np.ndarray:
-    """Apply integer slope/intercept to stored values held in ``out`` (int16), in place when exact."""
+    """Apply integer slope/intercept to stored values held in ``out`` (int16), in place when
+    exact."""
     present = [(z, r) for z, r in enumerate(recs) if r is not None]
     slopes = {int(r.slope) for _, r in present}
     inters = {int(r.intercept) for _, r in present}
@@ -158,7 +162,8 @@ def _rescale_int16(
 
 
 def _scalar(v: int) -> np.integer:
-    """int16 scalar when it fits (in-place int16 maths), else int64 (wraps back exactly on the cast)."""
+    """int16 scalar when it fits (in-place int16 maths), else int64 (wraps back exactly on the
+    cast)."""
     return np.int16(v) if INT16[0] <= v <= INT16[1] else np.int64(v)
 
 
@@ -205,7 +210,8 @@ def _meta(stack: Stack, layout: SliceLayout, mid: FrameRecord, color: bool) -> V
 
 
 def _units(layout: SliceLayout, mid_z: int) -> list[tuple[FileInfo, list[tuple[int, FrameRecord]]]]:
-    """Work units (one per file), the one holding slice ``mid_z`` first and that slice first in it."""
+    """Work units (one per file), the one holding slice ``mid_z`` first and that slice first in
+    it."""
     by_file: dict[int, list[tuple[int, FrameRecord]]] = defaultdict(list)
     infos: dict[int, FileInfo] = {}
     for z, r in enumerate(layout.records):
@@ -340,7 +346,8 @@ def load_stack(
         )
     if len({(r.slope, r.intercept) for r in recs}) > 1:
         warnings.append(
-            "rescale slope/intercept differ between slices; each slice was rescaled with its own values"
+            "rescale slope/intercept differ between slices; each slice was rescaled with its "
+            "own values"
         )
     if asm.padded:
         warnings.append(
@@ -374,7 +381,8 @@ def pick_stack(result: ScanResult, series: str | None = None) -> tuple[Stack, li
     notes = []
     if len(stacks) > 1:
         notes.append(
-            f"{len(stacks)} stacks match; loaded the largest (stack {best.stack_id}, {best.image_count} "
+            f"{len(stacks)} stacks match; loaded the largest (stack {best.stack_id}, "
+            f"{best.image_count} "
             "images); pass its stack id to choose another"
         )
     return best, notes
@@ -388,7 +396,8 @@ def load_path(
     cancel: CancelCheck | None = None,
     **kwargs: object,
 ) -> Volume:
-    """Scan ``path`` and load one stack (see :func:`pick_stack`); keyword arguments go to :func:`load_stack`."""
+    """Scan ``path`` and load one stack (see :func:`pick_stack`); keyword arguments go to
+    :func:`load_stack`."""
     result = scan(path, cancel=cancel)
     stack, notes = pick_stack(result, series)
     vol = load_stack(stack, progress=progress, cancel=cancel, **kwargs)  # type: ignore[arg-type]

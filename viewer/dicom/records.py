@@ -82,7 +82,8 @@ class FileInfo:
 
 @dataclass
 class FrameRecord:
-    """One 2-D image: a single-frame file (``frame`` None) or frame ``frame`` (0-based) of a file."""
+    """One 2-D image: a single-frame file (``frame`` None) or frame ``frame`` (0-based) of a
+    file."""
 
     file: FileInfo
     frame: int | None

@@ -201,7 +201,8 @@ def _stack_id(frames: Iterable[FrameRecord], series_uid: str, *, with_files: boo
 
 
 def _unique_ids(stacks: list[Stack]) -> None:
-    """Copies of one SOP instance (same UIDs in several files) get ids that include the file names."""
+    """Copies of one SOP instance (same UIDs in several files) get ids that include the file
+    names."""
     count: dict[str, int] = defaultdict(int)
     for s in stacks:
         count[s.stack_id] += 1

@@ -185,7 +185,8 @@ def _pixel_module(
 
 
 def _set_pixels(ds: Dataset, arr: np.ndarray, ts: UID) -> None:
-    """Store ``arr`` (one frame [y, x(, 3)] or frames [f, y, x(, 3)]) in ``ds`` with syntax ``ts``."""
+    """Store ``arr`` (one frame [y, x(, 3)] or frames [f, y, x(, 3)]) in ``ds`` with syntax
+    ``ts``."""
     ds.file_meta.TransferSyntaxUID = ts
     if ts in _NATIVE:
         data = arr.astype(arr.dtype.newbyteorder(">")) if ts == ExplicitVRBigEndian else arr
@@ -381,7 +382,10 @@ def write_series(
 
 
 def write_multiframe(path: str | Path, voxels_hu: np.ndarray, **kwargs: Any) -> Path:
-    """Write an Enhanced CT/MR multi-frame file: see :func:`viewer.dicom.synth_enhanced.write_multiframe`."""
+    """Write an Enhanced CT/MR multi-frame file.
+
+    See :func:`viewer.dicom.synth_enhanced.write_multiframe` for the parameters.
+    """
     from viewer.dicom.synth_enhanced import write_multiframe as _write
 
     return _write(path, voxels_hu, **kwargs)

@@ -37,7 +37,8 @@ def write_nifti(
     *,
     volume: Volume | None = None,
 ) -> Path:
-    """Write a Volume (or an array on ``volume``'s grid, e.g. a label map) as ``.nii`` / ``.nii.gz``.
+    """Write a Volume (or an array on ``volume``'s grid, e.g. a label map) as ``.nii`` /
+    ``.nii.gz``.
 
     Parameters
     ----------
@@ -70,7 +71,8 @@ def write_nifti(
     if data.ndim == 4:  # RGB [z, y, x, 3] -> structured RGB24 [x, y, z]
         if data.shape[3] != 3 or data.dtype != np.uint8:
             raise ExportError(
-                f"write_nifti: 4-D data must be [z, y, x, 3] uint8 RGB, got {data.shape} {data.dtype}"
+                f"write_nifti: 4-D data must be [z, y, x, 3] uint8 RGB, got {data.shape} "
+                f"{data.dtype}"
             )
         arr = np.ascontiguousarray(data).view(_RGB)[..., 0].transpose(2, 1, 0)
     else:
