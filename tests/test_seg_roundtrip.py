@@ -163,6 +163,35 @@ class TestSourcesFromTheLoader:
         assert np.array_equal(read_seg(out, vol).labels, lab)
 
 
+class TestSegInAStudyFolder:
+    def test_scanner_lists_it_and_it_overlays(self, tmp_path: Path) -> None:
+        """A SEG written into the study folder: found for its series, shown on it (as the GUI does)."""
+        import zipfile
+
+        load = pytest.importorskip("viewer.dicom.load")
+        scan = pytest.importorskip("viewer.dicom.scan")
+        from viewer.dicom.seg_reader import segs_for_series
+
+        vol0, _ = _series(tmp_path / "study" / "ct", nz=5)
+        lab = _labels(vol0.shape, seed=6)
+        write_seg(tmp_path / "study" / "seg.dcm", vol0, lab, SEGS)
+        result = scan.scan(tmp_path / "study")
+        assert len(result.stacks) == 1  # the SEG is not an image stack
+        found = segs_for_series(result.non_image, vol0.meta.series_instance_uid)
+        assert [Path(p).name for p in found] == ["seg.dcm"]
+        assert segs_for_series(result.non_image, "1.2.3.4") == []
+        vol = load.load_path(tmp_path / "study" / "ct")
+        assert np.array_equal(read_seg(found[0], vol).labels, lab)
+        # the same study zipped: the SEG is referenced as archive!member and still readable
+        with zipfile.ZipFile(tmp_path / "study.zip", "w") as zf:
+            for f in (tmp_path / "study").rglob("*.dcm"):
+                zf.write(f, str(f.relative_to(tmp_path)))
+        zres = scan.scan(tmp_path / "study.zip")
+        zfound = segs_for_series(zres.non_image, vol0.meta.series_instance_uid)
+        assert len(zfound) == 1
+        assert np.array_equal(read_seg(zfound[0], load.load_path(tmp_path / "study.zip")).labels, lab)
+
+
 class TestForeignSegs:
     """SEGs written by other tools' conventions: fractional, overlapping binary segments."""
 

@@ -16,7 +16,10 @@ reading.
 
 from __future__ import annotations
 
+import io
 import logging
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ __all__ = [
     "read_seg",
     "read_seg_labels",
     "referenced_series_uids",
+    "segs_for_series",
     "is_seg",
 ]
 
@@ -103,9 +107,40 @@ def referenced_series_uids(path: str | Path) -> list[str]:
     return [str(it.SeriesInstanceUID) for it in ds.get("ReferencedSeriesSequence", []) if "SeriesInstanceUID" in it]
 
 
+def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
+    """``dcmread`` of a file, or of ``archive.zip!member`` as the scanner names zip members."""
+    text = str(path)
+    if not path.is_file() and "!" in text:
+        archive, member = text.split("!", 1)
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                return pydicom.dcmread(io.BytesIO(zf.read(member)), stop_before_pixels=stop_before_pixels)
+    return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+
+
+def segs_for_series(objects: Iterable[object], series_uid: str) -> list[str]:
+    """Paths of the SEGs among ``objects`` that reference the series ``series_uid``.
+
+    ``objects`` are the scanner's non-image objects (``ScanResult.non_image``: anything with
+    ``path`` and ``sop_class_uid``) or plain paths. Unreadable files are skipped (logged).
+    """
+    out = []
+    for obj in objects:
+        path = str(getattr(obj, "path", obj))
+        sop_class = getattr(obj, "sop_class_uid", None)
+        if sop_class is not None and str(sop_class) not in SEG_SOP_CLASSES:
+            continue
+        try:
+            if series_uid in referenced_series_uids(path):
+                out.append(path)
+        except (DicomError, OSError) as exc:
+            log.info("not a usable SEG: %s (%s)", Path(path).name, exc)
+    return out
+
+
 def _read(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        ds = _dcmread(path, stop_before_pixels)
     except FileNotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for bad files
