@@ -256,7 +256,7 @@ def sample_patient(rng: np.random.Generator, *, length: float | None = None, tre
     scale = _u(rng, 0.86, 1.1) * (0.93 if sex == "F" else 1.0)
     obese = rng.random() ** 2.5
     A = 160 * scale * _u(rng, 0.92, 1.06) + 30 * obese
-    Bp = A * _u(rng, 0.58, 0.72) + 10 * obese
+    Bp = A * _u(rng, 0.58, 0.8) + 10 * obese
     Ba = Bp * _u(rng, 0.9, 1.1) + 15 * obese
     fat = 3 + 38 * obese * _u(rng, 0.6, 1.0) + _u(rng, 0, 6) + (4 if sex == "F" else 0)
     muscle = _u(rng, 6, 13) * (1.15 if sex == "M" else 0.9)
