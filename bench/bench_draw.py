@@ -34,8 +34,15 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from viewer.display import HeatmapPlane, LabelPlane, RGBAPlane, colormap, composite, pack_palette  # noqa: E402
-from viewer.display import window_to_uint8  # noqa: E402
+from viewer.display import (  # noqa: E402
+    HeatmapPlane,
+    LabelPlane,
+    RGBAPlane,
+    colormap,
+    composite,
+    pack_palette,
+    window_to_uint8,  # noqa: E402
+)
 
 OUT = ROOT / "docs" / "bench" / "draw.md"
 
@@ -97,18 +104,29 @@ def bench_frames(frames: int) -> list[tuple[str, float]]:
     def paint_cv2(i: int) -> None:
         import cv2
 
-        bgra = cv2.cvtColor(cv2.resize(build(i), (1024, 1024), interpolation=cv2.INTER_LINEAR), cv2.COLOR_RGB2BGRA)
+        bgra = cv2.cvtColor(
+            cv2.resize(build(i), (1024, 1024), interpolation=cv2.INTER_LINEAR), cv2.COLOR_RGB2BGRA
+        )
         img = QImage(bgra.data, 1024, 1024, 1024 * 4, QImage.Format.Format_RGB32)
         p = QPainter(target)
         p.drawImage(0, 0, img)
         p.end()
 
     return [
-        ("window/level only (int16 → uint8)", median_ms(lambda i: window_to_uint8(hu[i % 8], -600, 1500), frames)),
+        (
+            "window/level only (int16 → uint8)",
+            median_ms(lambda i: window_to_uint8(hu[i % 8], -600, 1500), frames),
+        ),
         ("frame build: window + label map + heatmap", median_ms(build, frames)),
-        ("frame build: window + label map + RGBA image", median_ms(lambda i: build(i, True), frames)),
+        (
+            "frame build: window + label map + RGBA image",
+            median_ms(lambda i: build(i, True), frames),
+        ),
         ("frame build + QPainter smooth scaling to 1024² (not used)", median_ms(paint, frames)),
-        ("frame build + cv2 resize to 1024² + QPainter draw (the view's path)", median_ms(paint_cv2, frames)),
+        (
+            "frame build + cv2 resize to 1024² + QPainter draw (the view's path)",
+            median_ms(paint_cv2, frames),
+        ),
     ]
 
 
@@ -126,7 +144,9 @@ def bench_scroll(slices: int) -> list[tuple[str, float]]:
         w = MainWindow(recording_errors=True)
         w.resize(1400, 900)
         w.show()
-        vol = Volume(hu, (1.0, 0.7, 0.7), meta=VolumeMeta(modality="CT", patient_name="Bench^Patient"))
+        vol = Volume(
+            hu, (1.0, 0.7, 0.7), meta=VolumeMeta(modality="CT", patient_name="Bench^Patient")
+        )
         w.set_volume(vol, "bench")
         w.state.set_layer(LabelLayer("seg", labels, {1: (220, 80, 60), 2: (60, 120, 220)}))
         w.state.set_layer(HeatmapLayer("cam", heat))
@@ -155,7 +175,10 @@ def bench_scroll(slices: int) -> list[tuple[str, float]]:
         w.close()
     ts.sort()
     return [
-        (f"scroll {slices - 1} slices, axial view {size}: median per frame", statistics.median(ts) * 1000),
+        (
+            f"scroll {slices - 1} slices, axial view {size}: median per frame",
+            statistics.median(ts) * 1000,
+        ),
         ("scroll: 95th percentile per frame", ts[int(0.95 * len(ts))] * 1000),
         (f"scroll: whole pass of {slices - 1} slices (ms)", total * 1000),
         ("2x2 MPR, one step (3 views repainted): median", statistics.median(ts2) * 1000),
@@ -182,9 +205,19 @@ def bench_stall() -> list[tuple[str, float]]:
 
         root = Path(tmp.name) / "slow"
         root.mkdir()
-        wide = {"modalities": ["CT"], "hu_range": [-1100, 3100], "pixel_spacing_mm": [0.1, 5.0],
-                "fov_mm": [10, 1000], "orientations": ["axial"], "body_parts": [""]}
-        pkg = load_package(write_package(root, {"onnx": build_slow_onnx(root / "model.onnx", layers=30)}, domain=wide))
+        wide = {
+            "modalities": ["CT"],
+            "hu_range": [-1100, 3100],
+            "pixel_spacing_mm": [0.1, 5.0],
+            "fov_mm": [10, 1000],
+            "orientations": ["axial"],
+            "body_parts": [""],
+        }
+        pkg = load_package(
+            write_package(
+                root, {"onnx": build_slow_onnx(root / "model.onnx", layers=30)}, domain=wide
+            )
+        )
         what = "synthetic 30-conv ONNX"
     hu, _, _ = ct_volume(12)
     vol = Volume(hu, (2.0, 0.7, 0.7), meta=VolumeMeta(modality="CT", body_part="CHEST"))
@@ -193,8 +226,11 @@ def bench_stall() -> list[tuple[str, float]]:
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(5)
-    job = runner.submit(lambda progress, cancel: segment_volume(vol, pkg, threads=1, force_domain=True,
-                                                                progress=progress, cancel=cancel))
+    job = runner.submit(
+        lambda progress, cancel: segment_volume(
+            vol, pkg, threads=1, force_domain=True, progress=progress, cancel=cancel
+        )
+    )
     t0 = time.perf_counter()
     while job.state in ("pending", "running"):
         app.processEvents()
@@ -204,9 +240,11 @@ def bench_stall() -> list[tuple[str, float]]:
     runner.shutdown()
     tmp.cleanup()
     gaps = np.diff(ticks) * 1000 if len(ticks) > 1 else np.array([float("nan")])
-    return [(f"inference ({what}, 12 slices, 1 thread): run time (ms)", run_s * 1000),
-            ("longest GUI event-loop stall during inference", float(gaps.max())),
-            ("median timer interval during inference (5 ms timer)", float(np.median(gaps)))]
+    return [
+        (f"inference ({what}, 12 slices, 1 thread): run time (ms)", run_s * 1000),
+        ("longest GUI event-loop stall during inference", float(gaps.max())),
+        ("median timer interval during inference (5 ms timer)", float(np.median(gaps))),
+    ]
 
 
 def main() -> int:
@@ -218,11 +256,19 @@ def main() -> int:
     rows = bench_frames(args.frames) + bench_scroll(args.slices)
     if not args.no_stall:
         rows += bench_stall()
-    lines = ["## Drawing slices (512x512 CT, offscreen Qt, median per frame)", "",
-             "| what | ms |", "|---|---|"]
+    lines = [
+        "## Drawing slices (512x512 CT, offscreen Qt, median per frame)",
+        "",
+        "| what | ms |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {ms:.2f} |" for name, ms in rows]
-    lines += ["", "Targets: frame ≤ 5 ms (issue 3), GUI stall ≤ 50 ms while inference runs (issue 5).",
-              f"`python bench/bench_draw.py --frames {args.frames} --slices {args.slices}`", ""]
+    lines += [
+        "",
+        "Targets: frame ≤ 5 ms (issue 3), GUI stall ≤ 50 ms while inference runs (issue 5).",
+        f"`python bench/bench_draw.py --frames {args.frames} --slices {args.slices}`",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     OUT.parent.mkdir(parents=True, exist_ok=True)

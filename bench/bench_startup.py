@@ -47,15 +47,23 @@ w.close()
 
 def _env(home: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(QT_QPA_PLATFORM="offscreen", CLINICAL_VIEWER_HOME=home, CLINICAL_VIEWER_EXIT_WHEN_READY="1")
+    env.update(
+        QT_QPA_PLATFORM="offscreen", CLINICAL_VIEWER_HOME=home, CLINICAL_VIEWER_EXIT_WHEN_READY="1"
+    )
     return env
 
 
 def launch(home: str) -> tuple[float, str]:
     """(wall seconds from spawn to the READY line, heavy modules loaded)."""
     t = time.perf_counter()
-    p = subprocess.Popen([sys.executable, str(ROOT / "main.py")], cwd=ROOT, env=_env(home),
-                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py")],
+        cwd=ROOT,
+        env=_env(home),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     line = ""
     assert p.stderr is not None
     for line in p.stderr:
@@ -76,8 +84,15 @@ def empty_interpreter() -> float:
 
 
 def phases(home: str) -> tuple[list[float], str]:
-    r = subprocess.run([sys.executable, "-c", PHASES], cwd=ROOT, env=_env(home), capture_output=True,
-                       text=True, timeout=120, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", PHASES],
+        cwd=ROOT,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     vals = r.stdout.split()
     return [float(v) for v in vals[:5]], vals[5]
 
@@ -93,17 +108,33 @@ def main() -> int:
         ph = [phases(home) for _ in range(args.runs)]
     heavy = sorted({r[1] for r in runs} | {p[1] for p in ph})
     med = statistics.median
-    names = ["import PySide6.QtWidgets", "import viewer.qt.main_window (numpy, cv2 lazily, …)",
-             "QApplication", "MainWindow() (menus, docks, model discovery)", "show + first paint"]
-    rows = [("empty Python interpreter (`python -c pass`)", med(empties)),
-            ("**launch → visible usable window** (spawn to READY)", med(r[0] for r in runs)),
-            ("slowest launch", max(r[0] for r in runs))]
+    names = [
+        "import PySide6.QtWidgets",
+        "import viewer.qt.main_window (numpy, cv2 lazily, …)",
+        "QApplication",
+        "MainWindow() (menus, docks, model discovery)",
+        "show + first paint",
+    ]
+    rows = [
+        ("empty Python interpreter (`python -c pass`)", med(empties)),
+        ("**launch → visible usable window** (spawn to READY)", med(r[0] for r in runs)),
+        ("slowest launch", max(r[0] for r in runs)),
+    ]
     rows += [(f"phase: {n}", med(p[0][i] for p in ph)) for i, n in enumerate(names)]
-    lines = ["## Start-up (offscreen, median of %d runs)" % args.runs, "", "| what | s |", "|---|---|"]
+    lines = [
+        f"## Start-up (offscreen, median of {args.runs} runs)",
+        "",
+        "| what | s |",
+        "|---|---|",
+    ]
     lines += [f"| {n} | {v:.3f} |" for n, v in rows]
-    lines += ["", f"Heavy modules imported at start-up: {', '.join(h for h in heavy if h != '-') or 'none'} "
-              "(torch, torchvision, pytorch-grad-cam and onnxruntime are loaded when first needed).",
-              "Target: ≤ 1.5 s (issue 3). `python bench/bench_startup.py`", ""]
+    lines += [
+        "",
+        f"Heavy modules imported at start-up: {', '.join(h for h in heavy if h != '-') or 'none'} "
+        "(torch, torchvision, pytorch-grad-cam and onnxruntime are loaded when first needed).",
+        "Target: ≤ 1.5 s (issue 3). `python bench/bench_startup.py`",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     OUT.parent.mkdir(parents=True, exist_ok=True)

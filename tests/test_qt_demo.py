@@ -18,16 +18,22 @@ def test_demo_study_written_once():
     folder = ensure_demo_study(shape=SMALL)
     import os
 
-    assert folder.parent == demo_dir(SMALL) and str(folder).startswith(os.environ["CLINICAL_VIEWER_HOME"])
+    assert folder.parent == demo_dir(SMALL) and str(folder).startswith(
+        os.environ["CLINICAL_VIEWER_HOME"]
+    )
     files = sorted(folder.rglob("*.dcm"))
     assert len(files) == SMALL[0]
     mtimes = [f.stat().st_mtime_ns for f in files]
     assert ensure_demo_study(shape=SMALL) == folder
-    assert [f.stat().st_mtime_ns for f in sorted(folder.rglob("*.dcm"))] == mtimes  # reused, not rewritten
+    assert [
+        f.stat().st_mtime_ns for f in sorted(folder.rglob("*.dcm"))
+    ] == mtimes  # reused, not rewritten
     from viewer.dicom.load import load_path
 
     vol = load_path(folder)
-    assert vol.shape == SMALL and vol.meta.patient_name == "Demo^Patient" and vol.meta.modality == "CT"
+    assert (
+        vol.shape == SMALL and vol.meta.patient_name == "Demo^Patient" and vol.meta.modality == "CT"
+    )
     assert vol.voxels.min() < -900 and vol.voxels.max() > 0  # air and tissue: a chest, not a blank
 
 
@@ -35,9 +41,17 @@ def test_demo_opens_with_lung_window_and_segments(qtbot, tmp_path, monkeypatch):
     import os
     from pathlib import Path
 
-    wide = {"modalities": ["CT"], "body_parts": ["CHEST", "LUNG", "THORAX", ""], "hu_range": [-1100, 3100],
-            "pixel_spacing_mm": [0.1, 5.0], "fov_mm": [10, 1000], "orientations": ["axial"]}
-    band_package(Path(os.environ["CLINICAL_VIEWER_MODELS"]) / "lung-band", (0.0, 0.6, 0.8, 1.0), domain=wide)
+    wide = {
+        "modalities": ["CT"],
+        "body_parts": ["CHEST", "LUNG", "THORAX", ""],
+        "hu_range": [-1100, 3100],
+        "pixel_spacing_mm": [0.1, 5.0],
+        "fov_mm": [10, 1000],
+        "orientations": ["axial"],
+    }
+    band_package(
+        Path(os.environ["CLINICAL_VIEWER_MODELS"]) / "lung-band", (0.0, 0.6, 0.8, 1.0), domain=wide
+    )
     w = MainWindow(recording_errors=True)
     qtbot.addWidget(w)
     w.show()

@@ -9,17 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
-
 from qt_helpers import SHAPE, write_phantom
+
 from tests.test_engines import band_package, build_slow_onnx, write_package
 from viewer.qt.main_window import MainWindow
 from viewer.qt.segmentation_panel import SEG_LAYER
 
 pytestmark = pytest.mark.timeout(90)
 
-WIDE = {"modalities": ["CT"], "body_parts": ["CHEST", "LUNG", "THORAX", ""], "hu_range": [-1100, 3100],
-        "pixel_spacing_mm": [0.1, 5.0], "fov_mm": [10, 1000], "orientations": ["axial"]}
-# window -600/1500 → 0..1: air (-1000 HU) ≈ 0.23 → label 0; the 100 HU square ≈ 0.97 → label 3 "lesion"
+WIDE = {
+    "modalities": ["CT"],
+    "body_parts": ["CHEST", "LUNG", "THORAX", ""],
+    "hu_range": [-1100, 3100],
+    "pixel_spacing_mm": [0.1, 5.0],
+    "fov_mm": [10, 1000],
+    "orientations": ["axial"],
+}
+# window -600/1500 → 0..1: air (-1000 HU) ≈ 0.23 → label 0;
+# the 100 HU square ≈ 0.97 → label 3 "lesion"
 CENTERS = (0.0, 0.6, 0.8, 1.0)
 
 
@@ -62,7 +69,9 @@ def test_segment_in_gui_overlay_threshold_stats_and_per_series(qtbot, tmp_path):
         panel = w.segmentation
         assert panel.select_model("band") and panel.engine_box.currentData() == "onnx"
         panel.load_providers()
-        assert "CPUExecutionProvider" in [panel.provider_box.itemData(i) for i in range(panel.provider_box.count())]
+        assert "CPUExecutionProvider" in [
+            panel.provider_box.itemData(i) for i in range(panel.provider_box.count())
+        ]
         load(qtbot, w, write_phantom(tmp_path / "a"))
         ticks = []
         timer = QTimer()
@@ -105,11 +114,22 @@ def test_segment_in_gui_overlay_threshold_stats_and_per_series(qtbot, tmp_path):
         comp = ctl.stats_table.item(lesion_row, 0).data(256)
         w.state.set_cursor(SHAPE[0] - 1, 0, 0)
         ctl._stats_clicked(lesion_row, 0)
-        assert w.state.cursor == (comp["slice_index"], round(comp["centroid_zyx"][1]), round(comp["centroid_zyx"][2]))
-        assert abs(w.state.cursor[1] - 29.5) <= 1 and abs(w.state.cursor[2] - 39.5) <= 1  # the square's centre
+        assert w.state.cursor == (
+            comp["slice_index"],
+            round(comp["centroid_zyx"][1]),
+            round(comp["centroid_zyx"][2]),
+        )
+        assert (
+            abs(w.state.cursor[1] - 29.5) <= 1 and abs(w.state.cursor[2] - 39.5) <= 1
+        )  # the square's centre
         # results are kept per series
-        load(qtbot, w, write_phantom(tmp_path / "b", series_description="Other", series_number=2,
-                                     patient_id="P2"))
+        load(
+            qtbot,
+            w,
+            write_phantom(
+                tmp_path / "b", series_description="Other", series_number=2, patient_id="P2"
+            ),
+        )
         assert SEG_LAYER not in w.state.layers and not ctl.isEnabled()
         load(qtbot, w, tmp_path / "a")
         assert w.state.layers.get(SEG_LAYER) is layer
@@ -120,8 +140,12 @@ def test_segment_in_gui_overlay_threshold_stats_and_per_series(qtbot, tmp_path):
 def slow_package(root: Path, layers: int = 30) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     onnx_path = build_slow_onnx(root / "model.onnx", layers=layers)
-    return write_package(root, {"onnx": onnx_path}, domain=WIDE,
-                         input_spec={"inplane": {"policy": "spacing", "spacing_mm": 0.8}})
+    return write_package(
+        root,
+        {"onnx": onnx_path},
+        domain=WIDE,
+        input_spec={"inplane": {"policy": "spacing", "spacing_mm": 0.8}},
+    )
 
 
 def test_gui_stays_responsive_and_cancel_is_fast(qtbot, tmp_path):

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
-
 from qt_helpers import SHAPE, SPACING, drag, mouse, wheel, write_phantom
+
 from viewer.errors import DicomError
 from viewer.qt.main_window import MainWindow
 
@@ -109,7 +109,9 @@ def test_mpr_click_moves_other_views(qtbot, loaded):
     assert ax.index() == 3 and z != 3
     # slice spacing respected: the coronal image has the physical aspect ratio
     rect = cor.image_rect()
-    assert rect.height() / rect.width() == pytest.approx((SHAPE[0] * SPACING[0]) / (SHAPE[2] * SPACING[2]), rel=1e-6)
+    assert rect.height() / rect.width() == pytest.approx(
+        (SHAPE[0] * SPACING[0]) / (SHAPE[2] * SPACING[2]), rel=1e-6
+    )
 
 
 def test_orientation_letters_and_corner_text(loaded):
@@ -182,7 +184,9 @@ def test_hover_reports_hu_and_lps(qtbot, loaded):
         mouse(v, "move", v.plane_to_screen(30, 40), None)
     info = sig.args[0]
     assert info["index"][1:] == (30, 40) and int(info["value"]) == 100
-    assert info["lps"][0] == pytest.approx(40 * SPACING[2]) and info["lps"][1] == pytest.approx(30 * SPACING[1])
+    assert info["lps"][0] == pytest.approx(40 * SPACING[2]) and info["lps"][1] == pytest.approx(
+        30 * SPACING[1]
+    )
     assert "100 HU" in w.hover_label.text()
 
 
@@ -194,10 +198,16 @@ def test_tag_browser_search(qtbot, loaded):
     assert w.tags.tree.topLevelItemCount() > 20
     n = w.tags.apply_filter("PixelSpacing")
     assert n >= 1
-    visible = [w.tags.tree.topLevelItem(i) for i in range(w.tags.tree.topLevelItemCount())
-               if not w.tags.tree.topLevelItem(i).isHidden()]
+    visible = [
+        w.tags.tree.topLevelItem(i)
+        for i in range(w.tags.tree.topLevelItemCount())
+        if not w.tags.tree.topLevelItem(i).isHidden()
+    ]
     assert any(it.text(1) == "PixelSpacing" for it in visible)
-    assert all("spacing" in " ".join(it.text(c) for c in range(4)).lower() or it.childCount() for it in visible)
+    assert all(
+        "spacing" in " ".join(it.text(c) for c in range(4)).lower() or it.childCount()
+        for it in visible
+    )
 
 
 def test_cine_advances(qtbot, loaded):
@@ -282,8 +292,10 @@ def test_settings_are_temporary_and_persist(qtbot, loaded, tmp_path):
     w2 = MainWindow(recording_errors=True)
     qtbot.addWidget(w2)
     assert w2.state.layout == "2x2"
-    assert str(tmp_path / "series") in [a.text() for a in w2.findChild(type(w2.menuBar().actions()[0].menu()),
-                                                                       "menu_recent").actions()]
+    assert str(tmp_path / "series") in [
+        a.text()
+        for a in w2.findChild(type(w2.menuBar().actions()[0].menu()), "menu_recent").actions()
+    ]
     w2.close()
 
 
@@ -300,8 +312,14 @@ def test_monochrome1_is_inverted(qtbot, win, tmp_path):
 
     hu = np.zeros((3, 16, 16), np.int16)
     hu[:, :, 8:] = 1000
-    write_series(tmp_path / "m1", hu, spacing=(1, 1, 1), modality="MR", photometric="MONOCHROME1",
-                 window=(500.0, 1000.0))
+    write_series(
+        tmp_path / "m1",
+        hu,
+        spacing=(1, 1, 1),
+        modality="MR",
+        photometric="MONOCHROME1",
+        window=(500.0, 1000.0),
+    )
     open_and_wait(qtbot, win, tmp_path / "m1")
     v = win.grid.views[0]
     v.render_frame()
@@ -316,8 +334,13 @@ def test_drop_a_folder_opens_it(qtbot, win, tmp_path):
     path = write_phantom(tmp_path / "dropped")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     with qtbot.waitSignal(win.volume_loaded, timeout=20000):
         win.dropEvent(ev)
     assert win.state.volume.shape == SHAPE
@@ -335,16 +358,21 @@ def test_non_square_pixels_keep_their_aspect(loaded):
     v = loaded.grid.views[0]
     r = v.image_rect()
     # 64 rows x 0.6 mm high, 80 columns x 0.8 mm wide
-    assert r.height() / r.width() == pytest.approx((SHAPE[1] * SPACING[1]) / (SHAPE[2] * SPACING[2]))
+    assert r.height() / r.width() == pytest.approx(
+        (SHAPE[1] * SPACING[1]) / (SHAPE[2] * SPACING[2])
+    )
 
 
 def test_startup_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom viewer.qt.app import create_app\nfrom viewer.qt.main_window import MainWindow\n"
-            "app = create_app(); w = MainWindow(recording_errors=True); w.show(); app.processEvents()\n"
-            "bad = [m for m in ('torch', 'torchvision', 'pytorch_grad_cam') if m in sys.modules]\n"
-            "print(bad); w.close(); sys.exit(1 if bad else 0)\n")
+    code = (
+        "import sys\nfrom viewer.qt.app import create_app\n"
+        "from viewer.qt.main_window import MainWindow\n"
+        "app = create_app(); w = MainWindow(recording_errors=True); w.show(); app.processEvents()\n"
+        "bad = [m for m in ('torch', 'torchvision', 'pytorch_grad_cam') if m in sys.modules]\n"
+        "print(bad); w.close(); sys.exit(1 if bad else 0)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -32,8 +32,12 @@ def runner(qtbot):
 
 def test_result_and_progress_arrive_on_gui_thread(qtbot, runner):
     seen = []
-    job = runner.submit(lambda progress, cancel: slow(5, progress=progress, cancel=cancel), name="t")
-    job.progress.connect(lambda d, t, m: seen.append((d, t, threading.current_thread() is threading.main_thread())))
+    job = runner.submit(
+        lambda progress, cancel: slow(5, progress=progress, cancel=cancel), name="t"
+    )
+    job.progress.connect(
+        lambda d, t, m: seen.append((d, t, threading.current_thread() is threading.main_thread()))
+    )
     with qtbot.waitSignal(job.result, timeout=5000) as sig:
         pass
     assert sig.args == [10]
@@ -64,9 +68,13 @@ def test_cancel_reports_cancelled_not_error(qtbot, runner):
 
 def test_latest_request_wins(qtbot, runner):
     results = []
-    first = runner.submit(lambda progress, cancel: slow(300, progress=progress, cancel=cancel), key="slice")
+    first = runner.submit(
+        lambda progress, cancel: slow(300, progress=progress, cancel=cancel), key="slice"
+    )
     first.result.connect(results.append)
-    second = runner.submit(lambda progress, cancel: slow(3, progress=progress, cancel=cancel), key="slice")
+    second = runner.submit(
+        lambda progress, cancel: slow(3, progress=progress, cancel=cancel), key="slice"
+    )
     second.result.connect(results.append)
     with qtbot.waitSignals([first.finished, second.finished], timeout=5000):
         pass
@@ -75,7 +83,10 @@ def test_latest_request_wins(qtbot, runner):
 
 def test_shutdown_joins_threads(qtbot):
     r = JobRunner()
-    jobs = [r.submit(lambda progress, cancel: slow(1000, progress=progress, cancel=cancel)) for _ in range(3)]
+    jobs = [
+        r.submit(lambda progress, cancel: slow(1000, progress=progress, cancel=cancel))
+        for _ in range(3)
+    ]
     assert r.threads_alive() == 3
     assert r.shutdown(5.0)
     assert all(not j.is_running for j in jobs)

@@ -17,7 +17,14 @@ import numpy as np
 
 from inference.jobs import CancelCheck, Progress, check_cancel, report
 
-__all__ = ["DEMO_SHAPE", "DEMO_SPACING", "demo_dir", "ensure_demo_study", "make_demo_volume", "user_data_dir"]
+__all__ = [
+    "DEMO_SHAPE",
+    "DEMO_SPACING",
+    "demo_dir",
+    "ensure_demo_study",
+    "make_demo_volume",
+    "user_data_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +49,20 @@ def demo_dir(shape: tuple[int, int, int] = DEMO_SHAPE) -> Path:
     return user_data_dir() / "demo" / f"v{DEMO_VERSION}{tag}"
 
 
-def _ellipse_phantom(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
+def _ellipse_phantom(
+    shape: tuple[int, int, int], spacing: tuple[float, float, float]
+) -> np.ndarray:
     """Fallback: a body ellipse with two air-filled 'lungs' and a spine-like bone disc (HU)."""
     nz, ny, nx = shape
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
     cy, cx = ny / 2, nx / 2
     body = ((xx - cx) / (0.42 * nx)) ** 2 + ((yy - cy) / (0.30 * ny)) ** 2 <= 1
-    lung_r = ((xx - cx + 0.17 * nx) / (0.12 * nx)) ** 2 + ((yy - cy + 0.02 * ny) / (0.20 * ny)) ** 2 <= 1
-    lung_l = ((xx - cx - 0.17 * nx) / (0.12 * nx)) ** 2 + ((yy - cy + 0.02 * ny) / (0.20 * ny)) ** 2 <= 1
+    lung_r = ((xx - cx + 0.17 * nx) / (0.12 * nx)) ** 2 + (
+        (yy - cy + 0.02 * ny) / (0.20 * ny)
+    ) ** 2 <= 1
+    lung_l = ((xx - cx - 0.17 * nx) / (0.12 * nx)) ** 2 + (
+        (yy - cy + 0.02 * ny) / (0.20 * ny)
+    ) ** 2 <= 1
     bone = ((xx - cx) / (0.04 * nx)) ** 2 + ((yy - cy - 0.22 * ny) / (0.04 * ny)) ** 2 <= 1
     sl = np.full((ny, nx), -1000.0, np.float32)
     sl[body] = 40
@@ -59,15 +72,20 @@ def _ellipse_phantom(shape: tuple[int, int, int], spacing: tuple[float, float, f
 
 
 def make_demo_volume(
-    shape: tuple[int, int, int] = DEMO_SHAPE, spacing: tuple[float, float, float] = DEMO_SPACING, *, seed: int = DEMO_SEED
+    shape: tuple[int, int, int] = DEMO_SHAPE,
+    spacing: tuple[float, float, float] = DEMO_SPACING,
+    *,
+    seed: int = DEMO_SEED,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(HU [z, y, x] int16 with z increasing towards the head, labels or None)."""
     try:
         from inference.phantom import generate_volume
     except ImportError:  # pragma: no cover - phantom generator not installed
         return _ellipse_phantom(shape, spacing).astype(np.int16), None
-    hu, labels, _info = generate_volume(np.random.default_rng(seed), shape=shape, spacing=spacing, lesions=2)
-    # the generator's index 0 is the most cranial slice; DICOM positions here ascend towards the head
+    hu, labels, _info = generate_volume(
+        np.random.default_rng(seed), shape=shape, spacing=spacing, lesions=2
+    )
+    # the generator's index 0 is the most cranial slice; DICOM positions here ascend to the head
     return np.rint(hu[::-1]).astype(np.int16), labels[::-1].copy()
 
 
@@ -99,13 +117,27 @@ def ensure_demo_study(
     nz, ny, nx = shape
     origin = (-(nx - 1) / 2 * spacing[2], -(ny - 1) / 2 * spacing[1], -(nz - 1) / 2 * spacing[0])
     write_series(
-        tmp / "series1", hu, spacing=spacing, origin=origin, patient_name="Demo^Patient", patient_id="DEMO0001",
-        series_description="Demo chest CT (synthetic)", window=[(-600.0, 1500.0, "LUNG"), (40.0, 400.0, "MEDIASTINUM")],
+        tmp / "series1",
+        hu,
+        spacing=spacing,
+        origin=origin,
+        patient_name="Demo^Patient",
+        patient_id="DEMO0001",
+        series_description="Demo chest CT (synthetic)",
+        window=[(-600.0, 1500.0, "LUNG"), (40.0, 400.0, "MEDIASTINUM")],
         uid_seed=f"clinical-viewer-demo-{DEMO_VERSION}-{shape}",
     )
     check_cancel(cancel)
-    (tmp / "demo.json").write_text(json.dumps({"version": DEMO_VERSION, "shape": list(shape),
-                                               "spacing": list(spacing), "synthetic": True}))
+    (tmp / "demo.json").write_text(
+        json.dumps(
+            {
+                "version": DEMO_VERSION,
+                "shape": list(shape),
+                "spacing": list(spacing),
+                "synthetic": True,
+            }
+        )
+    )
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(folder)

@@ -32,6 +32,7 @@ __all__ = [
     "window_to_uint8",
 ]
 
+
 class _LazyCv2:
     """``cv2`` imported on first use (~0.2 s), so the window can appear before it is needed."""
 
@@ -57,7 +58,12 @@ CT_PRESETS: tuple[WindowPreset, ...] = (
 
 # --------------------------------------------------------------------------- windowing
 def window_to_uint8(
-    plane: np.ndarray, center: float, width: float, *, invert: bool = False, out: np.ndarray | None = None
+    plane: np.ndarray,
+    center: float,
+    width: float,
+    *,
+    invert: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Map values to 0..255 with a linear window (DICOM PS3.3 C.11.2.1.2, "LINEAR" simplified).
 
@@ -95,7 +101,9 @@ def window_to_uint8(
     return res
 
 
-def auto_window(voxels: np.ndarray, *, low_pct: float = 1.0, high_pct: float = 99.0) -> tuple[float, float]:
+def auto_window(
+    voxels: np.ndarray, *, low_pct: float = 1.0, high_pct: float = 99.0
+) -> tuple[float, float]:
     """(centre, width) from percentiles of a subsample (MR and other non-HU images)."""
     a = np.asarray(voxels)
     step = max(1, a.size // 200_000)
@@ -127,7 +135,9 @@ def default_window(volume: Volume) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- palettes
-def pack_palette(colors: Mapping[int, Sequence[int]], *, visible: Iterable[int] | None = None) -> np.ndarray:
+def pack_palette(
+    colors: Mapping[int, Sequence[int]], *, visible: Iterable[int] | None = None
+) -> np.ndarray:
     """A 256-entry uint32 palette ``r | g<<8 | b<<16 | a<<24`` (RGBA bytes on little-endian).
 
     Label 0 and labels not in ``visible`` (when given) get alpha 0.
@@ -229,7 +239,9 @@ def _outline(labels: np.ndarray) -> np.ndarray:
     return inside
 
 
-def composite(gray: np.ndarray, planes: Sequence[LabelPlane | HeatmapPlane | RGBAPlane]) -> np.ndarray:
+def composite(
+    gray: np.ndarray, planes: Sequence[LabelPlane | HeatmapPlane | RGBAPlane]
+) -> np.ndarray:
     """Draw overlay planes, in order, over a windowed uint8 image.
 
     Parameters
@@ -250,7 +262,9 @@ def composite(gray: np.ndarray, planes: Sequence[LabelPlane | HeatmapPlane | RGB
             color, alpha = _unpack(np.take(p.palette, lab))
             _blend_masked(base, color, alpha, 1.0 if p.outline else p.opacity)
         elif isinstance(p, HeatmapPlane):
-            h8 = cv2.convertScaleAbs(np.clip(p.heat, 0.0, 1.0).astype(np.float32, copy=False), alpha=255.0)
+            h8 = cv2.convertScaleAbs(
+                np.clip(p.heat, 0.0, 1.0).astype(np.float32, copy=False), alpha=255.0
+            )
             color, _ = _unpack(np.take(p.palette, h8))
             thr = int(np.clip(round(p.threshold * 255), 0, 255))
             mask = (h8 > thr).astype(np.uint8) if thr > 0 else (h8 > 0).astype(np.uint8)

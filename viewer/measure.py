@@ -20,8 +20,10 @@ def plane_spacing(spacing_zyx: tuple[float, float, float], axis: int) -> tuple[f
     return ((sy, sx), (sz, sx), (sz, sy))[axis]
 
 
-def ruler_length_mm(p0: tuple[float, float], p1: tuple[float, float], spacing: tuple[float, float]) -> float:
-    """Distance in mm between two ``(row, col)`` points on a plane with ``(row_mm, col_mm)`` spacing."""
+def ruler_length_mm(
+    p0: tuple[float, float], p1: tuple[float, float], spacing: tuple[float, float]
+) -> float:
+    """Distance in mm between two ``(row, col)`` points; ``spacing`` is ``(row_mm, col_mm)``."""
     dr = (p1[0] - p0[0]) * spacing[0]
     dc = (p1[1] - p0[1]) * spacing[1]
     return float(math.hypot(dr, dc))

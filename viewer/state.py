@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from viewer.display import HeatmapPlane, LabelPlane, RGBAPlane, colormap, default_window, pack_palette
+from viewer.display import (
+    HeatmapPlane,
+    LabelPlane,
+    RGBAPlane,
+    colormap,
+    default_window,
+    pack_palette,
+)
 from viewer.volume import Volume
 
 __all__ = [
@@ -49,7 +56,7 @@ TOOLS = ("navigate", "window", "pan", "zoom", "ruler", "rect", "ellipse")
 
 
 def cut(array: np.ndarray, axis: int, index: int) -> np.ndarray:
-    """The plane of an array at ``index`` along array axis ``axis`` (view axis for ``[z, y, x, ...]``)."""
+    """The plane at ``index`` along array ``axis`` (= the view axis for ``[z, y, x, ...]``)."""
     index = int(np.clip(index, 0, array.shape[axis] - 1))
     return np.take(array, index, axis=axis) if axis > 2 else array[(slice(None),) * axis + (index,)]
 

@@ -28,7 +28,9 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     QCoreApplication.setOrganizationName("clinical-viewer")
     QCoreApplication.setApplicationName("clinical-viewer")
     # Qt 6 scales by the screen's device pixel ratio; keep fractional factors (125 %, 150 %) exact
-    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+    )
     app = QApplication(argv if argv is not None else sys.argv[:1])
     app.setStyle("Fusion")
     return app
@@ -63,8 +65,14 @@ def _startup_probe(app: QApplication, win: Any) -> None:
         return
 
     def ready() -> None:
-        heavy = sorted(m for m in ("torch", "torchvision", "pytorch_grad_cam", "onnxruntime") if m in sys.modules)
-        print(f"READY {','.join(heavy) or '-'} visible={win.isVisible()}", file=sys.stderr, flush=True)
+        heavy = sorted(
+            m
+            for m in ("torch", "torchvision", "pytorch_grad_cam", "onnxruntime")
+            if m in sys.modules
+        )
+        print(
+            f"READY {','.join(heavy) or '-'} visible={win.isVisible()}", file=sys.stderr, flush=True
+        )
         app.quit()
 
     QTimer.singleShot(0, ready)
@@ -86,10 +94,15 @@ def start_demo(win: Any, *, segment: bool = True, shape: tuple[int, int, int] | 
     from viewer.demo import DEMO_SHAPE, ensure_demo_study
 
     shp = tuple(shape or DEMO_SHAPE)
-    job = win.runner.submit(lambda progress, cancel: ensure_demo_study(shape=shp, progress=progress, cancel=cancel),
-                            name="demo", key="demo")
+    job = win.runner.submit(
+        lambda progress, cancel: ensure_demo_study(shape=shp, progress=progress, cancel=cancel),
+        name="demo",
+        key="demo",
+    )
     job.progress.connect(lambda d, t, m: win.show_progress(d, t, m or "Writing demo study"))
-    job.error.connect(lambda exc, tb: win.errors.present(exc, title="Demo study failed", details=tb))
+    job.error.connect(
+        lambda exc, tb: win.errors.present(exc, title="Demo study failed", details=tb)
+    )
     job.finished.connect(win.hide_progress)
 
     def opened(path: Any) -> None:

@@ -54,18 +54,29 @@ class StudyBrowser(QWidget):
         self.clear()
         self.result = result
         for pi, patient in enumerate(result.patients):
-            name = f"Patient {pi + 1}" if hide_identity else (
-                f"{patient.patient_name.replace('^', ' ')} ({patient.patient_id})")
+            name = (
+                f"Patient {pi + 1}"
+                if hide_identity
+                else (f"{patient.patient_name.replace('^', ' ')} ({patient.patient_id})")
+            )
             p_item = QTreeWidgetItem(self.tree, [name, "", "", ""])
             for study in patient.studies:
-                s_item = QTreeWidgetItem(p_item, [f"Study {_date(study.date)} {study.description}".strip(), "", "", ""])
+                s_item = QTreeWidgetItem(
+                    p_item, [f"Study {_date(study.date)} {study.description}".strip(), "", "", ""]
+                )
                 for series in study.series:
                     multi = len(series.stacks) > 1
                     parent = s_item
                     if multi:
-                        parent = QTreeWidgetItem(s_item, [_series_name(series), series.modality,
-                                                          str(sum(k.image_count for k in series.stacks)),
-                                                          f"{len(series.stacks)} stacks"])
+                        parent = QTreeWidgetItem(
+                            s_item,
+                            [
+                                _series_name(series),
+                                series.modality,
+                                str(sum(k.image_count for k in series.stacks)),
+                                f"{len(series.stacks)} stacks",
+                            ],
+                        )
                     for stack in series.stacks:
                         label = f"stack {stack.stack_id}" if multi else _series_name(series)
                         self._add_stack(parent, stack, label)
@@ -80,7 +91,9 @@ class StudyBrowser(QWidget):
                 it.setToolTip(3, sk.reason)
             top.setExpanded(True)
         if result.non_image:
-            top = QTreeWidgetItem(self.tree, [f"Non-image objects ({len(result.non_image)})", "", "", ""])
+            top = QTreeWidgetItem(
+                self.tree, [f"Non-image objects ({len(result.non_image)})", "", "", ""]
+            )
             for ob in result.non_image:
                 QTreeWidgetItem(top, [_short(ob.path), ob.modality, "", ob.sop_class_name])
         for c in (1, 2):

@@ -39,7 +39,10 @@ def short_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, MemoryError):
         return "Out of memory. Close other series or applications and try again."
-    return f"Internal error ({type(exc).__name__}): {exc}. Details show the traceback for a bug report."
+    return (
+        f"Internal error ({type(exc).__name__}): {exc}. "
+        "Details show the traceback for a bug report."
+    )
 
 
 class ErrorPresenter(QObject):

@@ -1,4 +1,4 @@
-"""Scan → show studies → load a stack, all in workers, with progress, Cancel and an early first image."""
+"""Scan → studies → load a stack, in workers, with progress, Cancel and an early first image."""
 
 from __future__ import annotations
 
@@ -51,8 +51,9 @@ def stack_thumbnails(stacks: list[Any], *, progress=None, cancel=None) -> dict[s
             img = np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
         h, w_ = img.shape[:2]
         s = THUMB / max(h, w_)
-        out[stack.stack_id] = cv2.resize(img, (max(1, round(w_ * s)), max(1, round(h * s))),
-                                         interpolation=cv2.INTER_AREA)
+        out[stack.stack_id] = cv2.resize(
+            img, (max(1, round(w_ * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA
+        )
         report(progress, i + 1, len(stacks), "thumbnails")
     return out
 
@@ -81,8 +82,11 @@ class Loader(QObject):
 
         self.win.runner.cancel_all("load")
         self.win.message(f"Scanning {path} …", 0)
-        job = self.win.runner.submit(lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
-                                     name="scan", key="scan")
+        job = self.win.runner.submit(
+            lambda progress, cancel: scan(path, progress=progress, cancel=cancel),
+            name="scan",
+            key="scan",
+        )
         self._wire(job, "Scanning")
         job.result.connect(lambda res: self._scanned(res, path, stack_key))
         return job
@@ -98,15 +102,24 @@ class Loader(QObject):
         if not stacks:
             reasons = "\n".join(f"{s.path}: {s.reason}" for s in result.skipped[:200])
             self.win.errors.present(
-                DicomError(f"No loadable DICOM images in {path} ({len(result.skipped)} file(s) skipped; "
-                           "the Studies panel lists each file with its reason)."),
-                title="Nothing to open", details=reasons or "No files found.")
+                DicomError(
+                    f"No loadable DICOM images in {path} ({len(result.skipped)} file(s) skipped; "
+                    "the Studies panel lists each file with its reason)."
+                ),
+                title="Nothing to open",
+                details=reasons or "No files found.",
+            )
             return
         chosen = result.find(stack_key) if stack_key else []
         stack = chosen[0] if chosen else max(stacks, key=lambda s: s.image_count)
-        self.win.message(f"Found {len(stacks)} series/stack(s), {len(result.skipped)} file(s) skipped", 8000)
-        thumbs = self.win.runner.submit(lambda progress, cancel: stack_thumbnails(stacks, cancel=cancel),
-                                        name="thumbnails", key="thumbnails")
+        self.win.message(
+            f"Found {len(stacks)} series/stack(s), {len(result.skipped)} file(s) skipped", 8000
+        )
+        thumbs = self.win.runner.submit(
+            lambda progress, cancel: stack_thumbnails(stacks, cancel=cancel),
+            name="thumbnails",
+            key="thumbnails",
+        )
         thumbs.result.connect(self._thumbnails)
         self.load_stack(stack)
 
@@ -159,18 +172,26 @@ class Loader(QObject):
             self.cache.popitem(last=False)
         self.win.set_volume(volume, stack_id)
         nz, ny, nx = volume.shape
-        self.win.message(f"Loaded {nx}x{ny}x{nz}" + (f" — {len(volume.warnings)} warning(s)" if volume.warnings else ""),
-                         8000)
+        self.win.message(
+            f"Loaded {nx}x{ny}x{nz}"
+            + (f" — {len(volume.warnings)} warning(s)" if volume.warnings else ""),
+            8000,
+        )
         for w in volume.warnings:
             log.info("load warning: %s", w)
 
     # ------------------------------------------------------------------ common wiring
     def _wire(self, job: Job, what: str) -> None:
         job.progress.connect(lambda d, t, m: self.win.show_progress(d, t, m or what))
-        job.error.connect(lambda exc, tb: self.win.errors.present(exc, title=f"{what} failed", details=tb))
+        job.error.connect(
+            lambda exc, tb: self.win.errors.present(exc, title=f"{what} failed", details=tb)
+        )
         job.cancelled.connect(lambda: self.win.message(f"{what} cancelled", 5000))
         job.finished.connect(self._maybe_hide_progress)
 
     def _maybe_hide_progress(self) -> None:
-        if not any(j.key in ("scan", "load") and j.state in ("pending", "running") for j in self.win.runner.jobs()):
+        if not any(
+            j.key in ("scan", "load") and j.state in ("pending", "running")
+            for j in self.win.runner.jobs()
+        ):
             self.win.hide_progress()

@@ -53,7 +53,9 @@ class MainWindow(QMainWindow):
     volume_loaded = Signal(object)
     scan_finished = Signal(object)
 
-    def __init__(self, *, settings: Any = None, recording_errors: bool = False, parent: QWidget | None = None):
+    def __init__(
+        self, *, settings: Any = None, recording_errors: bool = False, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.setWindowTitle("Clinical Viewer")
         self.setObjectName("main_window")
@@ -154,11 +156,13 @@ class MainWindow(QMainWindow):
         v = info["value"]
         val = f"{float(v):.0f} {info['units']}" if getattr(v, "ndim", 0) == 0 else str(list(v))
         lps = info["lps"]
-        self.hover_label.setText(f"x {x}  y {y}  z {z}   {val}   LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm")
+        self.hover_label.setText(
+            f"x {x}  y {y}  z {z}   {val}   LPS ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm"
+        )
 
     # ------------------------------------------------------------------ opening
     def open_path(self, path: str | Path, *, stack_key: str | None = None) -> None:
-        """Scan ``path`` in a worker, show the studies, then load ``stack_key`` (default: largest)."""
+        """Scan ``path`` in a worker, show the studies, load ``stack_key`` (default: largest)."""
         self.loader.open_path(str(path), stack_key=stack_key)
 
     def set_volume(self, volume: Any, key: str = "") -> None:
@@ -241,7 +245,7 @@ class MainWindow(QMainWindow):
         self._state_restored = False
 
     def showEvent(self, e) -> None:  # noqa: N802
-        """Dock layout is restored once the window exists (restoring earlier duplicates tab bars)."""
+        """Restore the dock layout once the window exists (earlier duplicates tab bars)."""
         super().showEvent(e)
         if self._state_restored:
             return
@@ -250,8 +254,11 @@ class MainWindow(QMainWindow):
         if isinstance(st, QByteArray) and not st.isEmpty():
             self.restoreState(st)
         else:
-            self.resizeDocks([self.docks["Studies"], self.docks["DICOM tags"]], [300, 430],
-                             Qt.Orientation.Horizontal)
+            self.resizeDocks(
+                [self.docks["Studies"], self.docks["DICOM tags"]],
+                [300, 430],
+                Qt.Orientation.Horizontal,
+            )
 
     def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
         self.cine.stop()

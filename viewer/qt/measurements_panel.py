@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from viewer.qt.view_paint import measurement_label
 from viewer.state import AXES, ViewState
@@ -38,8 +45,16 @@ class MeasurementsPanel(QWidget):
     def refresh(self, **_) -> None:
         self.tree.clear()
         for m in self.state.measurements:
-            it = QTreeWidgetItem(self.tree, [str(m.id), AXES[m.axis], str(m.index + 1), m.kind,
-                                             measurement_label(m).replace("\n", "; ")])
+            it = QTreeWidgetItem(
+                self.tree,
+                [
+                    str(m.id),
+                    AXES[m.axis],
+                    str(m.index + 1),
+                    m.kind,
+                    measurement_label(m).replace("\n", "; "),
+                ],
+            )
             it.setData(0, Qt.ItemDataRole.UserRole, m.id)
         for c in range(4):
             self.tree.resizeColumnToContents(c)

@@ -51,15 +51,34 @@ class SegEntry:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def run_segmentation(volume: Any, package: Any, *, engine: str, provider: str | None, threads: int | None,
-                     force: bool, progress: Any = None, cancel: Any = None) -> tuple[Any, dict[str, Any]]:
+def run_segmentation(
+    volume: Any,
+    package: Any,
+    *,
+    engine: str,
+    provider: str | None,
+    threads: int | None,
+    force: bool,
+    progress: Any = None,
+    cancel: Any = None,
+) -> tuple[Any, dict[str, Any]]:
     """The headless work behind the Run button: segment, then statistics (worker thread)."""
     from inference.pipeline import segment_volume
     from viewer.segstats import segment_statistics
 
-    res = segment_volume(volume, package, engine=engine, provider=provider, threads=threads,
-                         progress=progress, cancel=cancel, force_domain=force)
-    stats = segment_statistics(res.labels, volume.voxels, volume.spacing, label_names=res.label_names)
+    res = segment_volume(
+        volume,
+        package,
+        engine=engine,
+        provider=provider,
+        threads=threads,
+        progress=progress,
+        cancel=cancel,
+        force_domain=force,
+    )
+    stats = segment_statistics(
+        res.labels, volume.voxels, volume.spacing, label_names=res.label_names
+    )
     return res, stats
 
 
@@ -85,8 +104,10 @@ class SegmentationPanel(QWidget):
         self.threads.setRange(0, 64)
         self.threads.setSpecialValueText("auto")
         self.threads.setValue(int(win.settings.value("seg_threads", 1)))
-        self.threads.setToolTip("Intra-op threads. 1 keeps the viewer smooth while the model runs;\n"
-                                "auto uses every core (faster, but scrolling may stutter).")
+        self.threads.setToolTip(
+            "Intra-op threads. 1 keeps the viewer smooth while the model runs;\n"
+            "auto uses every core (faster, but scrolling may stutter)."
+        )
         self.force = QCheckBox("Run even outside the model's domain", self)
         self.problems = QLabel("", self)
         self.problems.setWordWrap(True)
@@ -136,8 +157,10 @@ class SegmentationPanel(QWidget):
         self.model_box.blockSignals(False)
         msgs = list(problems)
         if not self.packages:
-            msgs.append("No model package found. Install one into the user models folder "
-                        "(see docs/model-package.md) or run `clinical-viewer model list`.")
+            msgs.append(
+                "No model package found. Install one into the user models folder "
+                "(see docs/model-package.md) or run `clinical-viewer model list`."
+            )
         self.problems.setText("\n".join(msgs))
         self.problems.setVisible(bool(msgs))
         self._providers_loaded = False
@@ -155,7 +178,9 @@ class SegmentationPanel(QWidget):
             provs = available_providers()
         except Exception as exc:  # noqa: BLE001 - onnxruntime missing/broken: say so, keep the viewer
             provs = []
-            self.problems.setText((self.problems.text() + f"\nONNX Runtime unavailable: {exc}").strip())
+            self.problems.setText(
+                (self.problems.text() + f"\nONNX Runtime unavailable: {exc}").strip()
+            )
             self.problems.show()
         self.provider_box.clear()
         for pv in provs:
@@ -182,7 +207,9 @@ class SegmentationPanel(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.job is not None
-        self.run_button.setEnabled(not running and self.package() is not None and self.state.volume is not None)
+        self.run_button.setEnabled(
+            not running and self.package() is not None and self.state.volume is not None
+        )
         self.cancel_button.setEnabled(running)
 
     # ------------------------------------------------------------------ run
@@ -201,8 +228,16 @@ class SegmentationPanel(QWidget):
         key = self.state.series_key
 
         def fn(progress, cancel):
-            return run_segmentation(vol, pkg, engine=engine, provider=provider, threads=threads, force=force,
-                                    progress=progress, cancel=cancel)
+            return run_segmentation(
+                vol,
+                pkg,
+                engine=engine,
+                provider=provider,
+                threads=threads,
+                force=force,
+                progress=progress,
+                cancel=cancel,
+            )
 
         self.job = job = self.win.runner.submit(fn, name="segment", key="segment")
         self._t0 = time.monotonic()
@@ -210,7 +245,9 @@ class SegmentationPanel(QWidget):
         self.eta.setText(f"Running {pkg.name} ({engine}) …")
         job.progress.connect(self._progress)
         job.result.connect(lambda res, key=key, vol=vol: self._done(res, key, vol))
-        job.error.connect(lambda exc, tb: self.win.errors.present(exc, title="Segmentation failed", details=tb))
+        job.error.connect(
+            lambda exc, tb: self.win.errors.present(exc, title="Segmentation failed", details=tb)
+        )
         job.cancelled.connect(lambda: self.eta.setText("Cancelled"))
         job.finished.connect(self._finished)
         self._update_buttons()
@@ -225,7 +262,10 @@ class SegmentationPanel(QWidget):
         self.progress.setValue(done)
         el = time.monotonic() - self._t0
         if done > 0 and total > done:
-            self.eta.setText(f"{message or 'Segmenting'}: {done}/{total}, about {el / done * (total - done):.0f} s left")
+            self.eta.setText(
+                f"{message or 'Segmenting'}: {done}/{total}, "
+                f"about {el / done * (total - done):.0f} s left"
+            )
         else:
             self.eta.setText(f"{message or 'Segmenting'}: {done}/{total}")
 
@@ -239,8 +279,11 @@ class SegmentationPanel(QWidget):
         res, stats = value
         names = {int(k): str(v) for k, v in res.label_names.items()}
         colors = {int(k): tuple(int(c) for c in v) for k, v in res.label_colors.items()} or {
-            v: (255, 64 * v % 256, 128) for v in names}
-        layer = LabelLayer(SEG_LAYER, res.labels, colors, names=names, probabilities=res.probabilities)
+            v: (255, 64 * v % 256, 128) for v in names
+        }
+        layer = LabelLayer(
+            SEG_LAYER, res.labels, colors, names=names, probabilities=res.probabilities
+        )
         entry = SegEntry(res, stats, layer)
         self.results[key] = entry
         t = res.timings.get("total", time.monotonic() - self._t0)
@@ -263,7 +306,7 @@ class SegmentationPanel(QWidget):
         self._update_buttons()
 
     def run_if_model_available(self, prefer: str = "lung") -> Job | None:
-        """Used by the demo: pick a model whose name contains ``prefer`` (else the first) and run."""
+        """For the demo: pick a model whose name contains ``prefer`` (else the first), run it."""
         if not self.packages:
             self.win.message("Demo: no model package installed, showing the images only", 8000)
             return None

@@ -62,7 +62,9 @@ class ResultControls(QWidget):
         self.threshold_label = QLabel("model output (post-processed)", self)
         self.stats_table = QTableWidget(0, 4, self)
         self.stats_table.setObjectName("seg_stats")
-        self.stats_table.setHorizontalHeaderLabels(["Structure", "Volume (mL)", "HU mean", "Slice / diameter"])
+        self.stats_table.setHorizontalHeaderLabels(
+            ["Structure", "Volume (mL)", "HU mean", "Slice / diameter"]
+        )
         self.stats_table.verticalHeader().hide()
         self.stats_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.stats_table.cellClicked.connect(self._stats_clicked)
@@ -104,7 +106,9 @@ class ResultControls(QWidget):
             self.labels_table.insertRow(r)
             show = QTableWidgetItem()
             show.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
-            show.setCheckState(Qt.CheckState.Unchecked if v in layer.hidden else Qt.CheckState.Checked)
+            show.setCheckState(
+                Qt.CheckState.Unchecked if v in layer.hidden else Qt.CheckState.Checked
+            )
             show.setData(ROLE, v)
             colour = QTableWidgetItem("")
             colour.setBackground(QColor(*layer.colors.get(v, (255, 255, 255))))
@@ -115,8 +119,11 @@ class ResultControls(QWidget):
             self.labels_table.setItem(r, 2, QTableWidgetItem(f"{v}: {name}"))
         self.labels_table.resizeColumnsToContents()
         self.labels_table.blockSignals(False)
-        for w, val in ((self.opacity, round(layer.opacity * 100)), (self.outline, layer.outline),
-                       (self.threshold, round((layer.threshold or 0.5) * 100))):
+        for w, val in (
+            (self.opacity, round(layer.opacity * 100)),
+            (self.outline, layer.outline),
+            (self.threshold, round((layer.threshold or 0.5) * 100)),
+        ):
             w.blockSignals(True)
             w.setChecked(val) if isinstance(w, QCheckBox) else w.setValue(val)
             w.blockSignals(False)
@@ -149,7 +156,9 @@ class ResultControls(QWidget):
             return
         item = self.labels_table.item(row, 1)
         v = int(item.data(ROLE))
-        c = QColorDialog.getColor(QColor(*layer.colors.get(v, (255, 255, 255))), self, "Label colour")
+        c = QColorDialog.getColor(
+            QColor(*layer.colors.get(v, (255, 255, 255))), self, "Label colour"
+        )
         if c.isValid():
             self.set_label_color(v, (c.red(), c.green(), c.blue()))
 
@@ -184,9 +193,13 @@ class ResultControls(QWidget):
     def _threshold_text(self) -> None:
         layer = self._layer()
         if layer is None or layer.threshold is None:
-            self.threshold_label.setText("model output (post-processed); move the slider to re-threshold")
+            self.threshold_label.setText(
+                "model output (post-processed); move the slider to re-threshold"
+            )
         else:
-            self.threshold_label.setText(f"re-thresholded at p ≥ {layer.threshold:.2f} (no post-processing)")
+            self.threshold_label.setText(
+                f"re-thresholded at p ≥ {layer.threshold:.2f} (no post-processing)"
+            )
 
     # ------------------------------------------------------------------ statistics
     def _recompute_stats(self) -> None:
@@ -201,7 +214,9 @@ class ResultControls(QWidget):
         names = dict(layer.names)
 
         def fn(progress, cancel):
-            return segment_statistics(layer.current_labels(), vol.voxels, vol.spacing, label_names=names)
+            return segment_statistics(
+                layer.current_labels(), vol.voxels, vol.spacing, label_names=names
+            )
 
         job = runner.submit(fn, name="segstats", key="segstats")
         self.stats_note.setText("updating statistics …")
@@ -217,11 +232,30 @@ class ResultControls(QWidget):
         rows: list[tuple[list[str], Any]] = []
         for lab in stats.get("labels", []):
             hu = (lab.get("hu") or {}).get("mean")
-            rows.append(([lab["name"], f"{lab.get('volume_ml', 0):.1f}", "" if hu is None else f"{hu:.0f}", ""], None))
-        for les in stats.get("lesions", {}).values():
-            for c in les["components"]:
-                rows.append(([f"  {les['name']} {c['id']}", f"{c['volume_ml']:.2f}", f"{c.get('hu_mean', 0):.0f}",
-                              f"z {c['slice_index'] + 1}, {c['longest_axial_diameter_mm']:.1f} mm"], c))
+            rows.append(
+                (
+                    [
+                        lab["name"],
+                        f"{lab.get('volume_ml', 0):.1f}",
+                        "" if hu is None else f"{hu:.0f}",
+                        "",
+                    ],
+                    None,
+                )
+            )
+        rows.extend(
+            (
+                [
+                    f"  {les['name']} {c['id']}",
+                    f"{c['volume_ml']:.2f}",
+                    f"{c.get('hu_mean', 0):.0f}",
+                    f"z {c['slice_index'] + 1}, {c['longest_axial_diameter_mm']:.1f} mm",
+                ],
+                c,
+            )
+            for les in stats.get("lesions", {}).values()
+            for c in les["components"]
+        )
         self.stats_table.setRowCount(len(rows))
         for r, (cells, comp) in enumerate(rows):
             for col, text in enumerate(cells):

@@ -22,7 +22,9 @@ def make_settings() -> QSettings:
     if home:
         Path(home).mkdir(parents=True, exist_ok=True)
         return QSettings(str(Path(home) / "settings.ini"), QSettings.Format.IniFormat)
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "clinical-viewer", "clinical-viewer")
+    return QSettings(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, "clinical-viewer", "clinical-viewer"
+    )
 
 
 def recent_paths(settings: QSettings) -> list[str]:

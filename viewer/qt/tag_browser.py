@@ -36,7 +36,7 @@ def _value(elem: Any) -> str:
 
 
 class TagBrowser(QWidget):
-    """Shows every element of one file; the filter matches tag, keyword or value (case-insensitive)."""
+    """Every element of one file; the filter matches tag, keyword or value (any case)."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

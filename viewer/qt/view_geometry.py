@@ -33,7 +33,12 @@ def _letters(v: np.ndarray) -> str:
 def orientation_letters(right: np.ndarray, down: np.ndarray) -> dict[str, str]:
     """Letters for the four screen edges given the LPS vectors of screen-right and screen-down."""
     right, down = np.asarray(right, float), np.asarray(down, float)
-    return {"right": _letters(right), "left": _letters(-right), "bottom": _letters(down), "top": _letters(-down)}
+    return {
+        "right": _letters(right),
+        "left": _letters(-right),
+        "bottom": _letters(down),
+        "top": _letters(-down),
+    }
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The central area: axial / coronal / sagittal views in a 1x1 or 2x2 layout, plus a slice slider."""
+"""The central area: axial / coronal / sagittal views in a 1x1 or 2x2 layout, and a slider."""
 
 from __future__ import annotations
 
@@ -55,8 +55,11 @@ class ViewGrid(QWidget):
             self.grid.removeWidget(w)
             w.hide()
         if self.state.layout == "2x2":
-            for w, (r, c) in zip((self.views[0], self.views[1], self.views[2], self.info),
-                                 ((0, 0), (0, 1), (1, 0), (1, 1)), strict=True):
+            for w, (r, c) in zip(
+                (self.views[0], self.views[1], self.views[2], self.info),
+                ((0, 0), (0, 1), (1, 0), (1, 1)),
+                strict=True,
+            ):
                 self.grid.addWidget(w, r, c)
                 w.show()
         else:
@@ -73,9 +76,11 @@ class ViewGrid(QWidget):
         else:
             nz, ny, nx = volume.shape
             sz, sy, sx = volume.spacing
-            self.info.setText(f"{volume.meta.modality}  {nx} x {ny} x {nz}\n"
-                              f"voxel {sx:.3g} x {sy:.3g} x {sz:.3g} mm\n\n"
-                              "Click in a view to move the crosshair;\ndouble-click to maximise it.")
+            self.info.setText(
+                f"{volume.meta.modality}  {nx} x {ny} x {nz}\n"
+                f"voxel {sx:.3g} x {sy:.3g} x {sz:.3g} mm\n\n"
+                "Click in a view to move the crosshair;\ndouble-click to maximise it."
+            )
         self._sync_slider()
 
     def _sync_slider(self, **_) -> None:

@@ -14,7 +14,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["corner_texts", "measurement_label", "paint_overlays"]
 
-AXIS_COLORS = (QColor(255, 200, 0), QColor(0, 200, 255), QColor(120, 255, 120))  # axial, coronal, sagittal
+AXIS_COLORS = (
+    QColor(255, 200, 0),
+    QColor(0, 200, 255),
+    QColor(120, 255, 120),
+)  # axial, coronal, sagittal
 TEXT = QColor(230, 230, 230)
 MEASURE = QColor(255, 235, 59)
 
@@ -23,8 +27,10 @@ def measurement_label(m: Measurement) -> str:
     r = m.result
     if m.kind == "ruler":
         return f"{r.get('length_mm', float('nan')):.1f} mm"
-    return (f"mean {r['mean']:.1f} SD {r['sd']:.1f}\nmin {r['min']:.0f} max {r['max']:.0f}\n"
-            f"area {r['area_mm2']:.1f} mm²")
+    return (
+        f"mean {r['mean']:.1f} SD {r['sd']:.1f}\nmin {r['min']:.0f} max {r['max']:.0f}\n"
+        f"area {r['area_mm2']:.1f} mm²"
+    )
 
 
 def corner_texts(view: SliceView) -> dict[str, str]:
@@ -37,7 +43,9 @@ def corner_texts(view: SliceView) -> dict[str, str]:
     if st.hide_identity:
         tl = "Patient: (hidden)"
     else:
-        tl = "\n".join(x for x in (m.patient_name.replace("^", " "), m.patient_id, _date(m.study_date)) if x)
+        tl = "\n".join(
+            x for x in (m.patient_name.replace("^", " "), m.patient_id, _date(m.study_date)) if x
+        )
     tr = "\n".join(x for x in (m.series_description, f"{m.modality} {view.name}") if x)
     n = st.slice_count(view.axis)
     idx = view.index()
@@ -69,7 +77,10 @@ def paint_overlays(view: SliceView, p: QPainter) -> None:
     r = QRectF(view.rect()).adjusted(6, 4, -6, -4)
     if view.geom is None:
         if view.preview_text or view._preview is None:
-            msg = view.preview_text or "Open a study: File → Open folder (Ctrl+O), or drop a folder here"
+            msg = (
+                view.preview_text
+                or "Open a study: File → Open folder (Ctrl+O), or drop a folder here"
+            )
             _text(p, r, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, msg)
         return
     _crosshair(view, p)
@@ -132,7 +143,12 @@ def _measurements(view: SliceView, p: QPainter) -> None:
     for m in view.state.measurements_on(view.axis, view.index()):
         p.setPen(QPen(MEASURE, 1.5))
         end = _shape(view, p, m.kind, m.points[0], m.points[1])
-        _text(p, QRectF(end.x() + 6, end.y() - 8, 220, 60), Qt.AlignmentFlag.AlignLeft, measurement_label(m))
+        _text(
+            p,
+            QRectF(end.x() + 6, end.y() - 8, 220, 60),
+            Qt.AlignmentFlag.AlignLeft,
+            measurement_label(m),
+        )
     d = view.drag_preview()
     if d is not None:
         p.setPen(QPen(MEASURE, 1, Qt.PenStyle.DashLine))

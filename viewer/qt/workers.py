@@ -47,7 +47,9 @@ class Job(QObject):
     # internal: emitted from the worker thread, re-emitted from the GUI thread
     _done = Signal(str, object, str)
 
-    def __init__(self, name: str, fn: Callable[..., Any], key: str | None, parent: QObject | None = None):
+    def __init__(
+        self, name: str, fn: Callable[..., Any], key: str | None, parent: QObject | None = None
+    ):
         super().__init__(parent)
         self.name = name
         self.key = key
@@ -150,7 +152,9 @@ class JobRunner(QObject):
                 if old.key == key:
                     old.cancel()
         was_busy = self.active() > 0
-        job = Job(name, fn, key)  # Python-owned: deleting the runner never leaves a queued call dangling
+        job = Job(
+            name, fn, key
+        )  # Python-owned: deleting the runner never leaves a queued call dangling
         self._jobs.append(job)
         job.finished.connect(lambda j=job: self._forget(j))
         job._start()
