@@ -187,3 +187,34 @@ class TestJobProtocol:
         assert z == 4
         np.testing.assert_array_equal(arr, v[4])
         np.testing.assert_array_equal(vol.voxels, v)
+
+
+class TestChangesAndChoice:
+    def test_file_changed_after_scan_is_reread(self, good):
+        root, v = good
+        st = scan(root).stacks[0]
+        z = 2
+        ds = pydicom.dcmread(st.frames[z].file.ref.path)
+        ds.PixelData = (np.full((16, 16), 1000 + 1024, np.uint16)).tobytes()
+        ds.PatientComments = "x" * 333  # header grows: the scanned pixel offset is stale
+        ds.save_as(st.frames[z].file.ref.path)
+        vol = load_stack(st)
+        assert (vol.voxels[z] == 1000).all()
+        np.testing.assert_array_equal(np.delete(vol.voxels, z, 0), np.delete(v, z, 0))
+
+    def test_cancel_with_thread_pool(self, tmp_path):
+        write_series(tmp_path, ct((12, 16, 16)), transfer_syntax=RLELossless)
+        token = CancelToken()
+        st = scan(tmp_path).stacks[0]
+        with pytest.raises(Cancelled):
+            load_stack(st, threads=3, cancel=token, first_slice_callback=lambda z, a: token.cancel())
+
+    def test_pick_by_stack_id(self, tmp_path):
+        write_series(tmp_path / "a", ct((3, 8, 8)), series_description="A")
+        write_series(tmp_path / "b", ct((5, 8, 8)), series_description="B")
+        res = scan(tmp_path)
+        small = min(res.stacks, key=lambda s: s.image_count)
+        vol = load_path(tmp_path, small.stack_id)
+        assert vol.shape[0] == 3 and vol.meta.series_description == "A"
+        assert vol.meta.extra["stack_id"] == small.stack_id
+        assert load_path(tmp_path).meta.series_description == "B"  # default: the largest stack
