@@ -61,10 +61,9 @@ RUN python -m pip install \
 # The application: source tree at /opt/clinical-viewer (shipped model packages live in
 # resources/models next to the code), installed editable so the `clinical-viewer` command exists.
 WORKDIR /opt/clinical-viewer
-COPY pyproject.toml README.md main.py ./
-COPY viewer ./viewer
-COPY inference ./inference
-COPY resources ./resources
+# the whole build context minus .dockerignore (tests, docs, bench, runs, .git): pyproject.toml,
+# README.md, main.py, viewer/, inference/ and resources/ (when the checkout has shipped models)
+COPY . ./
 RUN python -m pip install --no-deps --no-build-isolation -e . \
     && python -c "import viewer.cli, inference.package, viewer.export.seg, viewer.export.report" \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin viewer \
