@@ -40,7 +40,7 @@ def cavity_axes(p: Patient, z: np.ndarray | float) -> tuple[np.ndarray, np.ndarr
     The thorax is a truncated cone: narrow at the inlet, widest at the lower ribs.
     """
     zf = np.asarray(z, _F) / p.length
-    taper = 0.62 + 0.38 * smoothstep(0.02, 0.55, zf)
+    taper = 0.54 + 0.46 * smoothstep(-0.1, 0.5, zf)
     A, Ba = body_axes(p, z)
     Ai = (A - p.wall_lat) * taper
     Bai = (Ba - p.wall_ant) * (0.7 + 0.3 * smoothstep(0.02, 0.45, zf))
