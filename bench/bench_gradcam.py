@@ -14,6 +14,7 @@ writes ``docs/bench/gradcam.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -87,7 +88,8 @@ def main() -> int:
         "",
         f"Model: {desc}; target label 1 (predicted-mask target). Medians of {args.runs} runs after a "
         f"warm-up; target ≤ {TARGET_S:.0f} s per slice. torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}.",
+        f"{platform.processor() or platform.machine()}; load average at the end {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores (shared machine: 2-thread torch suffers most from outside load).",
         "",
         "| torch threads | method | target layer | s per slice | × forward | ≤ 1 s |",
         "|---|---|---|---|---|---|",

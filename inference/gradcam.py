@@ -11,10 +11,12 @@ e.g. ``"decoder.3"``); :func:`candidate_layers` lists the names a user may choos
 
 Safety (the library's own helpers assume a classifier and BGR images):
 
-* gradients are enabled even inside ``torch.no_grad`` / ``torch.inference_mode`` callers, and
-  the input requires grad, so frozen weights still give activation gradients;
+* gradients are enabled even inside ``torch.no_grad`` / ``torch.inference_mode`` callers; the
+  target layer's output is made a leaf that requires grad (:func:`_cut_graph`), so frozen
+  weights still give activation gradients, no weight gradient is computed, and backpropagation
+  stops at the target layer (about one forward pass of cost at the last decoder block);
 * the library forces ``model.eval()``: every module's ``training`` flag, every in-place ReLU and
-  every parameter's ``.grad`` are restored afterwards;
+  every parameter's ``requires_grad`` and ``.grad`` are restored afterwards;
 * hooks are released in a ``finally`` block (even on error or cancel);
 * the heatmap is float32 in [0, 1] (all zeros when the target is empty), resampled to the slice
   grid by the caller's geometry; colouring (explicit RGB) is in :mod:`inference.heatmap`.
@@ -104,25 +106,44 @@ class _SegmentationTarget:
         return (output[self.label] * m).sum()
 
 
+def _cut_graph(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+    """Forward hook: make the target layer's output a leaf that requires grad.
+
+    The score's gradient with respect to this activation is unchanged, but backpropagation stops
+    here instead of running through every earlier layer (and no weight gradient is computed), so
+    a CAM at the last decoder block costs about one forward pass.
+    """
+    return output.detach().requires_grad_(True)
+
+
 @contextmanager
 def _cam_session(model: nn.Module, layer: nn.Module, method: str) -> Iterator[Any]:
     training = {m: m.training for m in model.modules()}
     inplace = {m: m.inplace for m in model.modules() if isinstance(m, nn.ReLU | nn.LeakyReLU | nn.ReLU6)}
-    grads = {p: p.grad for p in model.parameters()}
+    params = list(model.parameters())
+    grads = [p.grad for p in params]
+    needs_grad = [p.requires_grad for p in params]
     for m in inplace:
-        m.inplace = False  # an in-place op after a hooked layer would corrupt its saved activation
+        m.inplace = False  # an in-place op after the hooked layer would corrupt its saved activation
     cam = None
+    cut = None
     try:
+        for p in params:
+            p.requires_grad_(False)
+        cut = layer.register_forward_hook(_cut_graph)  # first: the library's hooks then see the leaf
         cam = METHODS[method](model=model, target_layers=[layer])
         yield cam
     finally:
         if cam is not None:
             cam.activations_and_grads.release()
+        if cut is not None:
+            cut.remove()
         for m, flag in training.items():
             m.training = flag
         for m, flag in inplace.items():
             m.inplace = flag
-        for p, g in grads.items():
+        for p, g, r in zip(params, grads, needs_grad, strict=True):
+            p.requires_grad_(r)
             p.grad = g
 
 
@@ -177,7 +198,7 @@ def compute_cam(
     report(progress, 0, 1, f"Grad-CAM ({method}, {layer_name})")
     target = _SegmentationTarget(int(target_label), mask_t)
     with torch.inference_mode(False), torch.enable_grad():
-        x = x.clone().requires_grad_(True)
+        x = x.clone()
         with _cam_session(model, layer, method) as cam:
             heat = cam(input_tensor=x, targets=[target])[0]
     heat = np.nan_to_num(np.asarray(heat, dtype=np.float32))

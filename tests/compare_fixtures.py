@@ -123,3 +123,26 @@ def tiny_unet(seed: int = 0, base: int = 4, depth: int = 2, num_classes: int = 3
 
     torch.manual_seed(seed)
     return UNet2D(in_channels=1, num_classes=num_classes, base=base, depth=depth).eval()
+
+
+def shipped_package():
+    import pytest
+
+    from inference.package import shipped_models_dir
+
+    if not (shipped_models_dir() / "lung-ct-unet" / "model.json").is_file():
+        pytest.skip("shipped model resources/models/lung-ct-unet not present yet")
+    from inference.package import find_package
+
+    return find_package("lung-ct-unet")
+
+
+def phantom_volume(seed: int = 3, nz: int = 6, lesions: int = 1):
+    """A phantom chest CT as a Volume-like (index 0 cranial, columns → patient left, rows → posterior)."""
+    from inference.phantom import generate_volume
+    from inference.preprocess_input import ArrayVolume
+
+    spacing = (5.0, 1.4, 1.4)
+    hu, lab, info = generate_volume(np.random.default_rng(seed), shape=(nz, 256, 256), spacing=spacing,
+                                    z_range=(0.35, 0.55), lesions=lesions)
+    return ArrayVolume(hu, spacing, np.diag([1.0, 1.0, -1.0])), lab, info

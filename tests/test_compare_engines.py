@@ -12,6 +12,8 @@ from compare_fixtures import (
     gated_input,
     gated_model,
     perturb_onnx,
+    phantom_volume,
+    shipped_package,
     tiny_unet,
     write_package,
 )
@@ -19,7 +21,7 @@ from compare_fixtures import (
 from inference.compare import Thresholds, compare_engines
 from inference.jobs import Cancelled
 from inference.onnx_engine import OnnxEngine
-from inference.package import PackageError, find_package, load_package
+from inference.package import PackageError, load_package
 
 LESION_SLICES = (4, 5, 6)
 
@@ -144,27 +146,8 @@ def test_torch_unet_package_parity(tmp_path):
     assert res.labels["torch"].shape == (4, 30, 30)  # padding (to 32) cropped
 
 
-def _shipped():
-    from inference.package import shipped_models_dir
-
-    if not (shipped_models_dir() / "lung-ct-unet" / "model.json").is_file():
-        pytest.skip("shipped model resources/models/lung-ct-unet not present yet")
-    return find_package("lung-ct-unet")
-
-
-def phantom_volume(seed: int = 3, nz: int = 6, lesions: int = 1):
-    """A phantom chest CT as a Volume-like (index 0 cranial, columns → patient left, rows → posterior)."""
-    from inference.phantom import generate_volume
-    from inference.preprocess_input import ArrayVolume
-
-    spacing = (5.0, 1.4, 1.4)
-    hu, lab, info = generate_volume(np.random.default_rng(seed), shape=(nz, 256, 256), spacing=spacing,
-                                    z_range=(0.35, 0.55), lesions=lesions)
-    return ArrayVolume(hu, spacing, np.diag([1.0, 1.0, -1.0])), lab, info
-
-
 def test_shipped_model_fp32_parity():
-    pkg = _shipped()
+    pkg = shipped_package()
     vol, _, _ = phantom_volume()
     engines = ["torch", "onnx"] + (["onnx-int8"] if pkg.has_int8 else [])
     res = compare_engines(vol, pkg, engines, batch_size=2)

@@ -182,11 +182,11 @@ def test_colour_is_rgb():
 
 def test_shipped_model_on_phantom_lesion():
     """The shipped model's lesion evidence sits on the phantom's known lesion (a real check)."""
-    from test_compare_engines import _shipped, phantom_volume
+    from compare_fixtures import phantom_volume, shipped_package
 
     from inference.gradcam import load_cam_model
 
-    pkg = _shipped()
+    pkg = shipped_package()
     lesion = next((lab.value for lab in pkg.labels if "lesion" in lab.name.lower() or "nodule" in lab.name.lower()),
                   None)
     assert lesion is not None, f"no lesion label in {[lab.name for lab in pkg.labels]}"
@@ -204,3 +204,19 @@ def test_shipped_model_on_phantom_lesion():
     assert heat.shape == lab[z].shape
     ratio = heat[near].mean() / max(float(heat.mean()), 1e-9)
     assert ratio > 3.0, f"lesion-neighbourhood / image mean heat = {ratio:.2f}"
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_cut_graph_gives_the_same_map_as_full_backprop(blob_model, method, monkeypatch):
+    """Stopping backpropagation at the target layer is an optimisation only: the map is identical."""
+    import inference.gradcam as G
+
+    x, _ = _blob_images(np.random.default_rng(9), 1, 64)
+    fast = compute_cam(blob_model, x, target_label=1, method=method, target_layer="bottleneck")
+    monkeypatch.setattr(G, "_cut_graph", lambda module, inputs, output: None)  # no cut: full graph
+    hook = blob_model.register_forward_pre_hook(lambda module, args: (args[0].clone().requires_grad_(True),))
+    try:
+        full = compute_cam(blob_model, x, target_label=1, method=method, target_layer="bottleneck")
+    finally:
+        hook.remove()
+    assert fast.any() and np.allclose(fast, full, atol=1e-6)

@@ -224,7 +224,7 @@ FILTERS: dict[str, FilterSpec] = {
             ParamSpec("sigma", "σ", "float", 0, 10, 1.0, 0.1, "px"),
         ), description="Gaussian smoothing"),
         FilterSpec("median", "Median denoise", median, (
-            ParamSpec("ksize", "Kernel", "odd", 3, 15, 3, 2, "px"),
+            ParamSpec("ksize", "Kernel", "odd", 3, 11, 3, 2, "px"),
         ), description="Median filter"),
     )
 }
