@@ -67,7 +67,7 @@ def abdomen(p: Patient, g: Any, z: float, hu: np.ndarray, abd: np.ndarray, tex: 
     loops = tex(3.5, 30)
     hu[abd] = np.where(loops[abd] > 0.3, 35, -95)
     liv_hu = 110 if p.contrast else 58
-    xl = 10 + 55 * np.clip(-Y / p.Bp, 0, 1.2) + 10 * tex(8.0, 31)
+    xl = 10 + 55 * np.clip(-Y / p.Bp, 0, 1.2) - 30 * np.clip(Y / p.Bp, 0, 1) ** 2 + 10 * tex(8.0, 31)
     liver = abd & (X < xl) & (z > p.z_dome_r)
     hu[liver] = liv_hu + 7 * tex(2.0, 32)[liver]
     if p.contrast:

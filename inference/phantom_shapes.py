@@ -71,7 +71,13 @@ def dome_height(p: Patient, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     cx = np.where(X < 0, -p.dome_cx, p.dome_cx)
     d2 = ((X - cx) / p.dome_rx) ** 2 + ((Y - p.dome_cy) / p.dome_ry) ** 2
     d2 = np.clip(d2, 0, 2.2)
-    h = rr + p.recess * (0.3 * d2 + 0.9 * np.sqrt(d2))  # rounded dome, steep recesses
+    dome = 0.3 * d2 + 0.9 * np.sqrt(d2)
+    # near the chest wall the surface plunges into the recesses: level sets follow the wall, so
+    # slices below the dome tops show lung crescents of even thickness along the ribs
+    rho = np.clip(cavity_field(p, X, Y, p.z_dome_r), 0, 1.2)
+    r3 = rho * rho * rho
+    wpost = np.clip(0.5 + 0.6 * Y / p.Bp, 0.1, 1.0)  # deep posterior recess, shallow anterior one
+    h = rr + p.recess * (0.6 * dome + 0.9 * r3 * r3 * wpost)
     yp = np.clip(Y / p.Bp, 0, 1)
     return h + 0.35 * p.recess * yp * yp
 
