@@ -187,6 +187,46 @@ class TestErrors:
             write_seg(tmp_path / "seg.dcm", bare, np.zeros(vol.shape, np.uint8), SEGMENTS)
 
 
+class TestSegmentInfos:
+    def test_from_edits(self, tmp_path: Path) -> None:
+        from viewer.export.seg import segment_infos
+
+        table = [{"value": 0, "name": "background", "color": (0, 0, 0)},
+                 {"value": 1, "name": "Right lung", "color": (1, 2, 3), "source": "ai"},
+                 {"value": 2, "name": "Left lung", "color": (4, 5, 6), "source": "ai"},
+                 {"value": 4, "name": "Nodule (reader)", "color": (7, 8, 9), "source": "reader"}]
+        stats = [{"value": 1, "added_voxels": 0, "removed_voxels": 0},
+                 {"value": 2, "added_voxels": 12, "removed_voxels": 0}]
+        infos = segment_infos(table, label_stats=stats, model={"name": "m", "version": "3", "sha256": "ab"},
+                              engine="onnx CPU")
+        assert [(i.value, i.algorithm_type) for i in infos] == [(1, "AUTOMATIC"), (2, "SEMIAUTOMATIC"), (4, "MANUAL")]
+        assert infos[0].algorithm_parameters == {"sha256": "ab"} and infos[0].algorithm_engine == "onnx CPU"
+        assert infos[2].algorithm_name == "" and infos[1].color == (4, 5, 6)
+        vol, _ = make_series(tmp_path / "src", nz=3)
+        lab = np.zeros(vol.shape, np.uint8)
+        lab[1, 2:6, 2:6], lab[1, 10:14, 10:14], lab[2, 3:5, 3:5] = 1, 2, 4
+        ds = pydicom.dcmread(write_seg(tmp_path / "seg.dcm", vol, lab, infos))
+        assert [s.SegmentAlgorithmType for s in ds.SegmentSequence] == ["AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"]
+
+    def test_with_the_editable_segmentation(self) -> None:
+        masks = pytest.importorskip("viewer.masks")
+        from viewer.export.seg import segment_infos
+
+        ai = np.zeros((3, 8, 8), np.uint8)
+        ai[1, 2:5, 2:5] = 1
+        try:
+            ed = masks.EditableSegmentation(ai, (1.0, 1.0, 1.0), [{"value": 1, "name": "Lesion", "color": (9, 9, 9)}])
+        except TypeError:
+            pytest.skip("EditableSegmentation has another constructor")
+        infos = segment_infos(ed.labels.values(), label_stats=ed.label_stats(), model={"name": "m"})
+        assert [(i.value, i.name, i.algorithm_type) for i in infos] == [(1, "Lesion", "AUTOMATIC")]
+        mask = np.zeros(ai.shape, bool)
+        mask[2, 2:4, 2:4] = True
+        ed.paint_mask(mask, label=1)  # the reader extends the AI lesion
+        infos = segment_infos(ed.labels.values(), label_stats=ed.label_stats(), model={"name": "m"})
+        assert [i.algorithm_type for i in infos] == ["SEMIAUTOMATIC"]
+
+
 class TestDefaultCodes:
     @pytest.mark.parametrize(("name", "type_value", "modifier"), [
         ("Right lung", "39607008", "24028007"), ("left LUNG", "39607008", "7771000"), ("Lungs", "39607008", None),

@@ -20,8 +20,9 @@ import io
 import logging
 import warnings as warnings_module
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,7 +36,7 @@ from viewer.export.atomic import atomic_path
 from viewer.jobs import CancelCheck, Progress, check_cancel, report
 from viewer.volume import Volume
 
-__all__ = ["SegmentInfo", "write_seg", "default_codes", "build_seg", "SOFTWARE_VERSION"]
+__all__ = ["SegmentInfo", "write_seg", "default_codes", "build_seg", "segment_infos", "SOFTWARE_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,51 @@ def default_codes(name: str) -> tuple[Code, Code, Code | None]:
             modifier = RIGHT if "right" in low else LEFT if "left" in low else None
             return category, typ, modifier
     return TISSUE, TISSUE, None
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    return obj.get(key, default) if isinstance(obj, Mapping) else getattr(obj, key, default)
+
+
+def segment_infos(labels: Iterable[Any], *, label_stats: Iterable[Any] | None = None,
+                  model: Mapping[str, Any] | None = None, engine: str = "") -> list[SegmentInfo]:
+    """:class:`SegmentInfo` per label, with the algorithm type its history implies.
+
+    Parameters
+    ----------
+    labels : the label table: objects or dicts with ``value``, ``name``, ``color`` and optionally
+        ``source`` (``"ai"`` for the model's labels, ``"reader"`` for labels a reader created),
+        e.g. ``viewer.masks.LabelInfo`` or a model package's label specs. Background (0) is skipped.
+    label_stats : per label ``value`` with ``added_voxels`` / ``removed_voxels`` (e.g.
+        ``EditableSegmentation.label_stats()``); None means no edits.
+    model : ``name``, ``version``, ``sha256`` of the model that proposed the AI labels.
+    engine : how it ran, e.g. ``"onnx CPUExecutionProvider"``.
+
+    Returns
+    -------
+    list of SegmentInfo: ``MANUAL`` for reader-created labels, ``AUTOMATIC`` for AI labels the
+    reader did not change, ``SEMIAUTOMATIC`` for AI labels with voxels added or removed.
+    """
+    edits = {int(_get(s, "value")): int(_get(s, "added_voxels", 0) or 0) + int(_get(s, "removed_voxels", 0) or 0)
+             for s in (label_stats or [])}
+    model = dict(model or {})
+    params = {"sha256": str(model["sha256"])} if model.get("sha256") else {}
+    out = []
+    for lab in labels:
+        value = int(_get(lab, "value"))
+        if value == 0:
+            continue
+        reader = str(_get(lab, "source", "ai")) == "reader"
+        kind = "MANUAL" if reader else ("SEMIAUTOMATIC" if edits.get(value, 0) else "AUTOMATIC")
+        out.append(SegmentInfo(
+            value=value, name=str(_get(lab, "name", f"label {value}")),
+            color=tuple(int(c) for c in (_get(lab, "color") or (255, 0, 0))[:3]),  # type: ignore[arg-type]
+            algorithm_type=kind,
+            algorithm_name="" if reader else str(model.get("name", "")),
+            algorithm_version="" if reader else str(model.get("version", "")),
+            algorithm_engine="" if reader else engine,
+            algorithm_parameters={} if reader else dict(params)))
+    return out
 
 
 def _concept(code: Code):  # -> highdicom.sr.CodedConcept
