@@ -165,6 +165,8 @@ def generate_slice(
     config: PhantomConfig | None = None,
     lesions: int | None = None,
     return_info: bool = False,
+    context: int = 0,
+    context_gap_mm: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float] | tuple[np.ndarray, np.ndarray, float, dict[str, Any]]:
     """One random axial chest CT slice of a new random patient.
 
@@ -186,14 +188,20 @@ def generate_slice(
         Number of lesions to try to place (None: random per ``config``).
     return_info : bool
         Also return a dict with patient/scanner parameters.
+    context : int
+        For 2.5D input: also render ``context`` neighbouring slices on each side (same patient,
+        scanner and grid); ``hu`` is then ``[2 * context + 1, size, size]`` ordered cranial ->
+        caudal with the labelled slice in the middle. 0 (default): a single 2D slice.
+    context_gap_mm : float, optional
+        Centre-to-centre distance of the context slices (default: the slice thickness drawn).
 
     Returns
     -------
     hu : np.ndarray
         float32 [size, size] Hounsfield units, rows anterior -> posterior, columns patient right
-        -> left.
+        -> left ([2 * context + 1, size, size] with ``context``).
     labels : np.ndarray
-        uint8 [size, size] in {0, 1, 2, 3}.
+        uint8 [size, size] in {0, 1, 2, 3} (of the middle slice).
     spacing_mm : float
         Pixel size used (mm).
     """
@@ -215,6 +223,16 @@ def generate_slice(
     n_sub = min(cfg.max_sub_slices, max(1, math.ceil(sc.thickness_mm / 2.5)))
     hu, lab, body = _render_slab(p, g, z, sc.thickness_mm, n_sub, rng)
     hu = apply_scanner(hu, body, sc, spacing_mm, rng)
+    if context > 0:
+        gap = float(context_gap_mm) if context_gap_mm is not None else sc.thickness_mm
+        stack = []
+        for j in range(-int(context), int(context) + 1):
+            if j == 0:
+                stack.append(hu)
+                continue
+            h, _, b = _render_slab(p, g, z + j * gap, sc.thickness_mm, n_sub, rng)
+            stack.append(apply_scanner(h, b, sc, spacing_mm, rng))
+        hu = np.stack(stack)
     if return_info:
         return hu, lab, float(spacing_mm), _info(p, sc, zf=zf)
     return hu, lab, float(spacing_mm)

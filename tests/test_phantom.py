@@ -92,6 +92,16 @@ class TestGenerateSlice:
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
         assert not np.array_equal(a[0][0], a[0][1])
 
+    def test_context_slices_for_2_5d(self) -> None:
+        hu, lab, sp = _slice(4, size=96, z_frac=0.5, context=1, context_gap_mm=5.0)
+        assert hu.shape == (3, 96, 96) and lab.shape == (96, 96)
+        lung = (lab == 1) | (lab == 2)
+        # neighbours 5 mm away are similar to the middle slice, but not identical
+        for k in (0, 2):
+            assert float(np.median(hu[k][lung])) < -600
+            assert not np.array_equal(hu[k], hu[1])
+        assert np.corrcoef(hu[0].ravel(), hu[1].ravel())[0, 1] > 0.8
+
     def test_config_controls_lesions(self) -> None:
         cfg = PhantomConfig(lesion_prob=0.0)
         for seed in range(3):
