@@ -133,7 +133,7 @@ def sample_lesion(rng: np.random.Generator, centre: np.ndarray, diameter: float 
     if kind == "solid":
         hu = _u(rng, -20, 70)
     elif kind == "ggo":
-        hu = _u(rng, -600, -150)
+        hu = _u(rng, -550, -120)
     else:
         hu = _u(rng, -550, -250)
         core = sample_blob(rng, np.asarray(centre) + rng.normal(0, r * 0.15, 3), r * _u(rng, 0.3, 0.6), 0.3)
