@@ -122,7 +122,8 @@ class TestAnonymizeMeta:
 class TestScan:
     def test_identifier_spellings(self) -> None:
         ids = identifiers_of(patient_name="Doe^John", patient_id="X1", birth_date="19700102")
-        for s in ("Doe^John", "Doe John", "John Doe", "1970-01-02", "02/01/1970", "01/02/1970", "X1"):
+        for s in ("Doe^John", "Doe John", "John Doe", "Doe_John", "DoeJohn", "1970-01-02", "02/01/1970",
+                  "01/02/1970", "X1"):
             assert s in ids
 
     def test_finds_inside_flate_stream_and_utf16(self, tmp_path: Path) -> None:

@@ -138,6 +138,7 @@ class TestAnonymisedReport:
         flat = "".join(text.split())
         assert "anonymised" in flat and anon.uid_map(vol.meta.series_instance_uid) in flat
         assert "[pathremoved]" in flat and "[removed]" in flat  # the warning text was cleaned, not dropped
+        assert "slice" in flat and "/10" in flat  # "k/n" slice numbers are not taken for paths
         # the same report without anonymisation does show them (the scan can fail)
         plain = pdf_text(write_report(tmp_path / "p.pdf", volume=vol, labels=lab, labels_info=INFO))
         assert scan_for_identifiers(plain.encode(), idents)

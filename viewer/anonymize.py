@@ -322,7 +322,8 @@ def identifiers_of(*, patient_name: str = "", patient_id: str = "", birth_date: 
                    extra: Iterable[str] = ()) -> list[str]:
     """Strings whose presence in an anonymised export would identify the patient.
 
-    The DICOM name ``Family^Given^Middle`` gives the full name in several spellings and each
+    The DICOM name ``Family^Given^Middle`` gives the full name in several spellings (also
+    ``Family_Given`` and ``FamilyGiven``, as folder names often have it) and each
     component of 4 or more characters (shorter ones match
     binary data by chance); the birth date ``YYYYMMDD`` gives ``YYYYMMDD``,
     ``YYYY-MM-DD``, ``DD/MM/YYYY``, ``MM/DD/YYYY`` and ``DD.MM.YYYY``.
@@ -330,7 +331,8 @@ def identifiers_of(*, patient_name: str = "", patient_id: str = "", birth_date: 
     out: list[str] = []
     parts = [p.strip() for p in str(patient_name).split("^") if p.strip()]
     if parts:
-        out += [str(patient_name).strip(), " ".join(parts), " ".join(reversed(parts[:2])), ", ".join(parts[:2])]
+        out += [str(patient_name).strip(), " ".join(parts), " ".join(reversed(parts[:2])), ", ".join(parts[:2]),
+                "_".join(parts[:2]), "".join(parts[:2])]
         out += [p for p in parts if len(p) >= 4]
     if str(patient_id).strip():
         out.append(str(patient_id).strip())

@@ -126,10 +126,14 @@ def _cleaner(anonymize: bool, volume: Volume) -> Callable[[str], str]:
     idents = identifiers_of(patient_name=m.patient_name, patient_id=m.patient_id, birth_date=m.patient_birth_date,
                             extra=[s for s in (m.study_description, m.series_description) if len(s) >= 4])
     pats = [re.compile(re.escape(i), re.I) for i in sorted(idents, key=len, reverse=True)]
-    path_re = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s,;:'\"()]+)+")
+    # any token with a path separator and a letter (absolute or relative paths, C:\\...); "23/40" stays
+    path_re = re.compile(r"[^\s'\"()<>|,;]*[\\/][^\s'\"()<>|,;]*")
+
+    def _path(m: re.Match[str]) -> str:
+        return "[path removed]" if re.search(r"[A-Za-z]", m.group(0)) else m.group(0)
 
     def clean(s: str) -> str:
-        s = path_re.sub("[path removed]", str(s))
+        s = path_re.sub(_path, str(s))
         for p in pats:
             s = p.sub("[removed]", s)
         return s
