@@ -207,7 +207,9 @@ class TestChangesAndChoice:
         token = CancelToken()
         st = scan(tmp_path).stacks[0]
         with pytest.raises(Cancelled):
-            load_stack(st, threads=3, cancel=token, first_slice_callback=lambda z, a: token.cancel())
+            load_stack(
+                st, threads=3, cancel=token, first_slice_callback=lambda z, a: token.cancel()
+            )
 
     def test_pick_by_stack_id(self, tmp_path):
         write_series(tmp_path / "a", ct((3, 8, 8)), series_description="A")

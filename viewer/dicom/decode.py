@@ -7,6 +7,9 @@ Two routes:
   ``numpy.frombuffer`` (no pydicom parse; PERF_NOTES: 138 ms vs 202 ms for 300 slices with
   ``pixel_array``, and less again without re-parsing headers). Bits above BitsStored are masked
   (unsigned) or sign-extended (signed), as PS3.5 8.1.1 requires.
+* **imagecodecs route** — compressed single-frame grayscale JPEG / JPEG-LS / JPEG 2000 when the
+  optional ``imagecodecs`` package is installed (:mod:`viewer.dicom.fastcodecs`: ~4x faster than
+  pylibjpeg and GIL-free);
 * **pydicom route** — everything else (compressed syntaxes via the pylibjpeg / pyjpegls plugins,
   colour, palette, deflate, files changed since the scan): ``pydicom.pixels.iter_pixels``, one
   parse per file, YBR converted to RGB, palette colour applied.
@@ -22,10 +25,11 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from viewer.dicom.fastcodecs import decode_fast, fast_codec_ok
 from viewer.dicom.headers import NATIVE_SYNTAXES
 from viewer.dicom.records import FileInfo
 
-__all__ = ["is_color", "fast_path_ok", "iter_stored_frames", "fix_bits"]
+__all__ = ["is_color", "fast_path_ok", "iter_stored_frames", "fix_bits", "unchanged_since_scan"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,11 @@ def fast_path_ok(info: FileInfo) -> bool:
         return False
     if info.bits_allocated not in (8, 16, 32):
         return False
+    return unchanged_since_scan(info)
+
+
+def unchanged_since_scan(info: FileInfo) -> bool:
+    """False when the file's size or modification time differ from the scan (offsets are stale)."""
     if info.ref.member is None:
         try:
             st = os.stat(info.ref.path)
@@ -127,4 +136,16 @@ def iter_stored_frames(info: FileInfo, frames: Sequence[int | None]) -> Iterator
     """
     if fast_path_ok(info):
         return _read_native(info, frames)
+    if fast_codec_ok(info) and unchanged_since_scan(info):
+        return _read_fast_codec(info, frames)
     return _read_pydicom(info, frames)
+
+
+def _read_fast_codec(info: FileInfo, frames: Sequence[int | None]) -> Iterator[np.ndarray]:
+    try:
+        arr = decode_fast(info)
+    except Exception as exc:  # noqa: BLE001 - any surprise: the pydicom route decides
+        log.debug("imagecodecs route declined (%s: %s); using pydicom", type(exc).__name__, exc)
+        yield from _read_pydicom(info, frames)
+        return
+    yield arr

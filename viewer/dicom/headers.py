@@ -253,6 +253,7 @@ def _classify(ref: FileRef, ds: Dataset, off: int | None, length: int | None, si
         padding_value=_int(ds, "PixelPaddingValue"),
         pixel_offset=off if ts in NATIVE_SYNTAXES else None,
         pixel_length=length,
+        encapsulated_offset=off if ts not in NATIVE_SYNTAXES and ts != DEFLATED else None,
         file_size=size,
         mtime=os.path.getmtime(ref.path) if ref.member is None else 0.0,
         header=_header_values(ds),

@@ -11,7 +11,8 @@
 * PixelPaddingValue voxels become air (-1024 HU for CT) or the lowest real value otherwise;
 * MONOCHROME1 is flagged (``meta.invert``), colour becomes RGB uint8 ``[z, y, x, 3]``;
 * the middle slice is decoded first and handed to ``first_slice_callback(z, slice)`` so a GUI can
-  show it at once; ``threads=N`` decodes files in a thread pool, but the default is 1 thread:
+  show it at once; ``threads=N`` decodes files in a thread pool. By default threads are used only
+  when every file takes the GIL-free imagecodecs route (:mod:`viewer.dicom.fastcodecs`):
   measured here, pylibjpeg's libjpeg and openjpeg decoders hold the GIL during a frame, and two
   threads were slower than one on the shared 2-core machine (see docs/bench/load.md);
 * a file that fails to decode leaves a blank slice and a warning naming it; the rest loads.
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from viewer.dicom.decode import is_color, iter_stored_frames
+from viewer.dicom.fastcodecs import fast_codec_ok
 from viewer.dicom.layout import SliceLayout, plan_layout
 from viewer.dicom.records import FileInfo, FrameRecord
 from viewer.dicom.scan import ScanResult, Stack, scan
@@ -242,7 +244,7 @@ def load_stack(
     progress, cancel : the job protocol (``progress(done, total, msg)`` per file; ``Cancelled``).
     first_slice_callback : ``callback(z, slice)`` with the middle slice in output units, called
         before the other slices are decoded.
-    threads : decoder threads (default 1: the decoders hold the GIL, see the module docstring).
+    threads : decoder threads (default: up to 4 for GIL-free imagecodecs decoding, else 1).
     max_bytes : refuse volumes larger than this (default: 80 % of available memory).
 
     Raises
@@ -309,7 +311,10 @@ def load_stack(
 
     run(units[0], first=True)
     rest = units[1:]
-    n_threads = 1 if threads is None else max(1, int(threads))
+    if threads is None:  # threads only help decoders that release the GIL (imagecodecs)
+        gil_free = all(fast_codec_ok(r.file) for r in recs)
+        threads = min(4, os.cpu_count() or 1) if gil_free else 1
+    n_threads = max(1, int(threads))
     if n_threads <= 1 or len(rest) < 2:
         for u in rest:
             run(u)

@@ -71,6 +71,9 @@ class FileInfo:
     padding_value: int | None = None
     pixel_offset: int | None = None  # byte offset of native PixelData value in the file
     pixel_length: int | None = None
+    encapsulated_offset: int | None = (
+        None  # byte offset of the (7FE0,0010) tag of encapsulated data
+    )
     file_size: int = 0
     mtime: float = 0.0
     header: dict[str, Any] = field(default_factory=dict)  # display values for VolumeMeta
