@@ -1,4 +1,4 @@
-"""The optional imagecodecs route decodes exactly what the pydicom route decodes, or defers to it."""
+"""The optional imagecodecs route decodes what the pydicom route decodes, or defers to it."""
 
 from __future__ import annotations
 
