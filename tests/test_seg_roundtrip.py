@@ -101,6 +101,12 @@ class TestRoundTrip:
         seg = hd.seg.segread(out)
         by_frame = seg.get_pixels_by_source_frame(ds.SOPInstanceUID, list(range(1, nz + 1)), combine_segments=True)
         assert np.array_equal(by_frame.astype(np.uint8), lab[[order[f] for f in range(nz)]])
+        import shutil
+        import subprocess
+
+        if shutil.which("dciodvfy"):
+            r = subprocess.run(["dciodvfy", str(out)], capture_output=True, text=True, timeout=60)
+            assert not [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("Error")], r.stderr
 
     def test_anonymised_seg_on_original_series(self, tmp_path: Path) -> None:
         vol, _ = _series(tmp_path / "src")
