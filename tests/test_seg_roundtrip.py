@@ -218,6 +218,17 @@ class TestForeignSegs:
         r = read_seg(tmp_path / "frac.dcm", vol)
         assert np.array_equal(r.labels, (prob > 0.5).astype(np.uint8))
 
+    def test_labelmap_seg(self, tmp_path: Path) -> None:
+        """Label Map Segmentation Storage (one frame per slice holding segment numbers)."""
+        vol, dss = _series(tmp_path / "src", nz=4, shuffle=False)
+        lab = _labels(vol.shape, seed=7)
+        seg = hd.seg.Segmentation(dss, lab, "LABELMAP", self._descriptions(3), hd.UID(), 5, hd.UID(), 1,
+                                  "other", "other", "1", "1")
+        seg.save_as(tmp_path / "lm.dcm")
+        assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.7"
+        r = read_seg(tmp_path / "lm.dcm", vol)
+        assert np.array_equal(r.labels, lab) and r.matched_by == "sop-instance"
+
     def test_overlapping_binary_segments(self, tmp_path: Path) -> None:
         vol, dss = _series(tmp_path / "src", nz=4, shuffle=False)
         stacked = np.zeros((*vol.shape, 2), np.uint8)
