@@ -107,7 +107,7 @@ def bones(p: Patient, g: Any, z: float, hu: np.ndarray, dist_in: np.ndarray, fat
     zf = z / L
     sy, sr = p.spine_y, float(spine_radius(p, z))
     # ribs: oval cross-sections in a band just outside the pleura, periodic in z, dropping anteriorly
-    dco = cv2.distanceTransform((~cav).view(np.uint8), cv2.DIST_L2, 3) * _F(s)
+    dco = np.minimum(cv2.distanceTransform((~cav).view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) * _F(s)
     band = (dco > 0.5) & (dco < 9.5) & (np.abs(X) > sr + 6)
     if zf > 0.0 and band.any():
         drop = p.rib_drop * (0.7 * psi[band] / np.pi + 0.3 * (1 - np.cos(psi[band])) / 2)

@@ -235,9 +235,9 @@ def render_base(p: Patient, g: Grid, z: float, tex: Tex) -> dict:
     extra, arms = _arms_breasts(p, g, z, A, Ba)
     body = torso if extra is None else torso | extra
     _table(p, g, hu, body, tex)
-    dist_in = cv2.distanceTransform(torso.view(np.uint8), cv2.DIST_L2, 3) * _F(s)
+    dist_in = np.minimum(cv2.distanceTransform(torso.view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) * _F(s)
     if p.table["blanket"]:
-        dout = cv2.distanceTransform((~body).view(np.uint8), cv2.DIST_L2, 3) * _F(s)
+        dout = np.minimum(cv2.distanceTransform((~body).view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) * _F(s)
         gap = p.table["blanket_gap"] * (0.5 + 0.5 * np.sin(g.th * 7 + p.seed % 7)) + 0.5
         bl = (dout > gap) & (dout < gap + 3.0) & (Y < p.Bp * 0.3)
         hu[bl] = -250 + 120 * tex(1.0)[bl]
@@ -253,7 +253,7 @@ def render_base(p: Patient, g: Grid, z: float, tex: Tex) -> dict:
     hu[muscle] = 42 + 6 * tex(1.5, 2)[muscle]
     plane = muscle & (np.abs(dist_in - fat_th - 4 - 3 * tex(6.0, 3)) < 0.9)  # fat planes between muscles
     hu[plane] = -70
-    skin = body & (cv2.distanceTransform(body.view(np.uint8), cv2.DIST_L2, 3) < 1.6 / s + 0.5)
+    skin = body & (np.minimum(cv2.distanceTransform(body.view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) < 1.6 / s + 0.5)
     hu[skin] = 25
     # per-plane work happens only in the torso's bounding box (plus a margin)
     rows, cols = np.flatnonzero(torso.any(1)), np.flatnonzero(torso.any(0))
