@@ -67,6 +67,7 @@ class TestAnonymizeDataset:
         assert out.PatientIdentityRemoved == "YES"
         assert "PS3.15 E.1 Basic Profile" in out.DeidentificationMethod
         assert out.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+        assert out.LongitudinalTemporalInformationModified == "REMOVED"
         assert str(out.PatientName).startswith("ANONYMOUS^") and out.PatientID.startswith("ANON-")
         assert out.PatientBirthDate == "" and out.StudyDate == "19000101" and out.ReferringPhysicianName == ""
         for kw in ("InstitutionName", "OperatorsName", "PatientAddress", "OtherPatientIDs", "SeriesDate",

@@ -228,6 +228,7 @@ class Anonymizer:
         code.CodingSchemeDesignator = "DCM"
         code.CodeMeaning = "Basic Application Confidentiality Profile"
         ds.DeidentificationMethodCodeSequence = DicomSequence([code])
+        ds.LongitudinalTemporalInformationModified = "REMOVED"  # dates removed or dummies (no shift)
 
     def _clean(self, ds: Dataset) -> None:
         for elem in list(ds):
