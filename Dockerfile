@@ -44,6 +44,7 @@ RUN python -m pip install \
         "pylibjpeg-openjpeg==2.6.0" \
         "pylibjpeg-rle==2.2.0" \
         "pyjpegls==1.5.1" \
+        "imagecodecs==2026.3.6" \
         "opencv-python-headless==5.0.0.93" \
         "highdicom==0.28.2" \
         "nibabel==5.4.2" \
