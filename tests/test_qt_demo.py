@@ -50,18 +50,19 @@ def test_demo_opens_with_lung_window_and_segments(qtbot, tmp_path, monkeypatch):
         "orientations": ["axial"],
     }
     band_package(
-        Path(os.environ["CLINICAL_VIEWER_MODELS"]) / "lung-band", (0.0, 0.6, 0.8, 1.0), domain=wide
+        Path(os.environ["CLINICAL_VIEWER_MODELS"]) / "demo-band", (0.0, 0.6, 0.8, 1.0), domain=wide
     )
     w = MainWindow(recording_errors=True)
     qtbot.addWidget(w)
     w.show()
     try:
         with qtbot.waitSignal(w.volume_loaded, timeout=60000):
-            start_demo(w, segment=True, shape=SMALL)
+            start_demo(w, segment=True, shape=SMALL, model="demo-band")
         assert w.state.window == (-600.0, 1500.0)
         assert w.state.volume.meta.patient_name == "Demo^Patient"
         qtbot.waitUntil(lambda: SEG_LAYER in w.state.layers, timeout=60000)
         assert not w.errors.records
+        assert w.segmentation.package().name == "demo-band"
         assert w.loader.scan_result.skipped == []  # the marker file is not in the scanned folder
     finally:
         w.close()

@@ -69,7 +69,8 @@ def test_segment_in_gui_overlay_threshold_stats_and_per_series(qtbot, tmp_path):
         panel = w.segmentation
         assert panel.select_model("band") and panel.engine_box.currentData() == "onnx"
         panel.load_providers()
-        assert "CPUExecutionProvider" in [
+        assert panel.provider_box.currentData() == "CPUExecutionProvider"  # the default
+        assert "AzureExecutionProvider" not in [
             panel.provider_box.itemData(i) for i in range(panel.provider_box.count())
         ]
         load(qtbot, w, write_phantom(tmp_path / "a"))

@@ -88,9 +88,12 @@ def run_demo(args: argparse.Namespace) -> int:
     return int(app.exec())
 
 
-def start_demo(win: Any, *, segment: bool = True, shape: tuple[int, int, int] | None = None) -> Any:
+def start_demo(
+    win: Any, *, segment: bool = True, shape: tuple[int, int, int] | None = None, model: str = "lung"
+) -> Any:
     """Generate (if needed) and open the demo study in ``win`` with the lung window; segment it
-    once loaded when a model package is installed. Returns the generating job."""
+    once loaded when a model package is installed (the first whose name contains ``model``).
+    Returns the generating job."""
     from viewer.demo import DEMO_SHAPE, ensure_demo_study
 
     shp = tuple(shape or DEMO_SHAPE)
@@ -110,7 +113,7 @@ def start_demo(win: Any, *, segment: bool = True, shape: tuple[int, int, int] | 
             win.volume_loaded.disconnect(once)
             win.actions_by_name["window_lung"].trigger()
             if segment:
-                win.segmentation.run_if_model_available()
+                win.segmentation.run_if_model_available(prefer=model)
 
         win.volume_loaded.connect(once)
         win.open_path(str(path))

@@ -183,8 +183,12 @@ class SegmentationPanel(QWidget):
             )
             self.problems.show()
         self.provider_box.clear()
-        for pv in provs:
+        # Azure is a remote-inference provider: never offered in an offline viewer
+        for pv in (p for p in provs if p != "AzureExecutionProvider"):
             self.provider_box.addItem(pv.replace("ExecutionProvider", ""), pv)
+        cpu = self.provider_box.findData("CPUExecutionProvider")
+        if cpu >= 0:
+            self.provider_box.setCurrentIndex(cpu)
 
     def package(self) -> Any:
         i = self.model_box.currentIndex()
@@ -244,7 +248,7 @@ class SegmentationPanel(QWidget):
         self.progress.setRange(0, 0)
         self.eta.setText(f"Running {pkg.name} ({engine}) …")
         job.progress.connect(self._progress)
-        job.result.connect(lambda res, key=key, vol=vol: self._done(res, key, vol))
+        job.result.connect(lambda res, key=key, vol=vol, eng=engine: self._done(res, key, vol, eng))
         job.error.connect(
             lambda exc, tb: self.win.errors.present(exc, title="Segmentation failed", details=tb)
         )
@@ -275,7 +279,7 @@ class SegmentationPanel(QWidget):
         self.progress.setValue(1 if "left" not in self.eta.text() else 0)
         self._update_buttons()
 
-    def _done(self, value: tuple[Any, dict[str, Any]], key: str, volume: Any) -> None:
+    def _done(self, value: tuple[Any, dict[str, Any]], key: str, volume: Any, engine: str = "") -> None:
         res, stats = value
         names = {int(k): str(v) for k, v in res.label_names.items()}
         colors = {int(k): tuple(int(c) for c in v) for k, v in res.label_colors.items()} or {
@@ -288,7 +292,7 @@ class SegmentationPanel(QWidget):
         self.results[key] = entry
         t = res.timings.get("total", time.monotonic() - self._t0)
         warn = f" — {len(res.domain_warnings)} domain warning(s)" if res.domain_warnings else ""
-        self.eta.setText(f"Done in {t:.1f} s ({res.engine.get('engine', '')}){warn}")
+        self.eta.setText(f"Done in {t:.1f} s ({engine or res.engine.get('engine', '')}){warn}")
         self.win.message(f"Segmentation finished in {t:.1f} s{warn}", 8000)
         if key == self.state.series_key and self.state.volume is volume:
             self._show(entry)
