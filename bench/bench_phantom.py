@@ -56,7 +56,9 @@ def gallery(out_dir: Path) -> list[Path]:
     for name, seed in (("phantom_levels_a.png", 11), ("phantom_levels_b.png", 12)):
         tiles = []
         for z in zs:
-            hu, lab, sp = generate_slice(np.random.default_rng(seed), z_frac=z, size=256, spacing_mm=1.5)
+            hu, lab, sp = generate_slice(
+                np.random.default_rng(seed), z_frac=z, size=256, spacing_mm=1.5
+            )
             tiles.append(tile(hu, lab, f"z={z:.2f}"))
         p = out_dir / name
         cv2.imwrite(str(p), np.hstack(tiles))
@@ -68,14 +70,21 @@ def gallery(out_dir: Path) -> list[Path]:
         for i in range(6):
             rng = np.random.default_rng(1000 + 6 * r + i)
             hu, lab, sp, info = generate_slice(rng, size=256, return_info=True)
-            tiles.append(tile(hu, lab, f"z={info['zf']:.2f} {info['kernel']} {info['thickness_mm']}mm"))
+            tiles.append(
+                tile(hu, lab, f"z={info['zf']:.2f} {info['kernel']} {info['thickness_mm']}mm")
+            )
         rows.append(np.hstack(tiles))
     p = out_dir / "phantom_random.png"
     cv2.imwrite(str(p), np.vstack(rows))
     paths.append(p)
     # 3) a coherent volume: coronal and sagittal reformats through the lungs
-    hu, lab, info = generate_volume(np.random.default_rng(3), shape=(60, 256, 256), spacing=(5.0, 1.5, 1.5),
-                                    z_range=(0.0, 1.0), lesions=3)
+    hu, lab, info = generate_volume(
+        np.random.default_rng(3),
+        shape=(60, 256, 256),
+        spacing=(5.0, 1.5, 1.5),
+        z_range=(0.0, 1.0),
+        lesions=3,
+    )
     scale = 5.0 / 1.5
     cor = hu[:, 128 + 10, :]
     sag = hu[:, :, 85]
@@ -102,13 +111,23 @@ def bench(n: int) -> list[tuple[str, float, float]]:
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(n):
             generate_slice(rng, size=size)
-        rows.append((f"generate_slice {size}x{size}, random z (ms/slice)",
-                     (time.perf_counter() - t0) / n * 1e3, (time.process_time() - c0) / n * 1e3))
+        rows.append(
+            (
+                f"generate_slice {size}x{size}, random z (ms/slice)",
+                (time.perf_counter() - t0) / n * 1e3,
+                (time.process_time() - c0) / n * 1e3,
+            )
+        )
     rng = np.random.default_rng(1)
     t0, c0 = time.perf_counter(), time.process_time()
     generate_volume(rng, shape=(40, 256, 256), spacing=(5.0, 1.4, 1.4))
-    rows.append(("generate_volume 40x256x256, 5 mm (ms/volume)", (time.perf_counter() - t0) * 1e3,
-                 (time.process_time() - c0) * 1e3))
+    rows.append(
+        (
+            "generate_volume 40x256x256, 5 mm (ms/volume)",
+            (time.perf_counter() - t0) * 1e3,
+            (time.process_time() - c0) * 1e3,
+        )
+    )
     return rows
 
 
@@ -127,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Phantom generator speed",
         "",
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, single thread "
-        f"(OMP_NUM_THREADS=1, cv2 1 thread); n = {args.n} slices per size. Target: <= 15 ms per 256 px slice.",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+        f"single thread (OMP_NUM_THREADS=1, cv2 1 thread); n = {args.n} slices per size. "
+        "Target: <= 15 ms per 256 px slice.",
         "",
         "| case | wall ms | CPU ms |",
         "|---|---:|---:|",

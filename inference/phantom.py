@@ -91,21 +91,28 @@ class PhantomConfig:
 
     def patient_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``phantom_patient.sample_patient``."""
-        return {"patch_rate": self.patch_rate, "effusion_prob": self.effusion_prob,
-                "emphysema_prob": self.emphysema_prob, "tree_points": self.tree_points}
+        return {
+            "patch_rate": self.patch_rate,
+            "effusion_prob": self.effusion_prob,
+            "emphysema_prob": self.emphysema_prob,
+            "tree_points": self.tree_points,
+        }
 
 
 def _sample_z_frac(rng: np.random.Generator, cfg: PhantomConfig) -> float:
     r = rng.random()
     if r < cfg.lung_free_fraction:
-        return float(rng.uniform(0.0, 0.08)) if rng.random() < 0.35 else float(rng.uniform(0.93, 1.0))
+        return (
+            float(rng.uniform(0.0, 0.08)) if rng.random() < 0.35 else float(rng.uniform(0.93, 1.0))
+        )
     if r < cfg.lung_free_fraction + cfg.base_fraction:
         return float(rng.uniform(0.66, 0.93))
     return float(rng.uniform(0.08, 0.7))
 
 
-def _render_slab(p: Patient, g: Grid, z: float, thick: float, n_sub: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _render_slab(
+    p: Patient, g: Grid, z: float, thick: float, n_sub: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Average ``n_sub`` thin planes across the slab; labels by majority of occupancy."""
     n_sub = max(1, n_sub)
     dz = thick / n_sub
@@ -117,7 +124,13 @@ def _render_slab(p: Patient, g: Grid, z: float, thick: float, n_sub: int,
         zi = z - thick / 2 + (i + 0.5) * dz
         hu, side, les, b = render_plane(p, g, zi, tubes, tex, base)
         if acc is None:
-            acc, fr, fl, fles, body = hu, (side == 1).astype(np.float32), (side == 2).astype(np.float32), les, b
+            acc, fr, fl, fles, body = (
+                hu,
+                (side == 1).astype(np.float32),
+                (side == 2).astype(np.float32),
+                les,
+                b,
+            )
         else:
             acc += hu
             fr += side == 1
@@ -135,7 +148,9 @@ def _render_slab(p: Patient, g: Grid, z: float, thick: float, n_sub: int,
 def _vessel_point(p: Patient, rng: np.random.Generator, z: float) -> np.ndarray | None:
     """A point on an intrapulmonary vessel (r >= 1 mm) crossing level ``z``, or None."""
     v = p.vessels
-    sel = np.flatnonzero((v.r >= 1.0) & (v.zmin < z) & (v.zmax > z) & (np.abs(v.p1[:, 2] - v.p0[:, 2]) > 1e-3))
+    sel = np.flatnonzero(
+        (v.r >= 1.0) & (v.zmin < z) & (v.zmax > z) & (np.abs(v.p1[:, 2] - v.p0[:, 2]) > 1e-3)
+    )
     if not len(sel):
         return None
     i = int(rng.choice(sel))
@@ -150,7 +165,11 @@ def _place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float
 
     for _ in range(k):
         z = float(rng.choice(zs))
-        sub = (slice(None, None, 2), slice(None, None, 2)) if g.X.shape[0] > 200 else (slice(None), slice(None))
+        sub = (
+            (slice(None, None, 2), slice(None, None, 2))
+            if g.X.shape[0] > 200
+            else (slice(None), slice(None))
+        )
         Xs, Ys = g.X[sub], g.Y[sub]
         lung = lung_predicate(p, Xs, Ys, z)
         if lung.sum() < 8:
@@ -169,7 +188,9 @@ def _place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float
             cand = lung
             if mode < 0.3:
                 step = g.spacing * (2 if Xs.shape != g.X.shape else 1)
-                er = cv2.erode(lung.view(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(3 / step)))
+                er = cv2.erode(
+                    lung.view(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(3 / step))
+                )
                 edge = lung & (er == 0)
                 cand = edge if edge.sum() > 5 else lung
             j = int(rng.choice(np.flatnonzero(cand.ravel())))
@@ -241,7 +262,12 @@ def generate_slice(
     sc = sample_scanner(rng, spacing_mm)
     off = rng.uniform(-cfg.offset_mm, cfg.offset_mm, 2)
     off[1] *= 0.5
-    g = make_grid(size, spacing_mm, (float(off[0]), float(off[1])), float(rng.uniform(-cfg.roll_deg, cfg.roll_deg)))
+    g = make_grid(
+        size,
+        spacing_mm,
+        (float(off[0]), float(off[1])),
+        float(rng.uniform(-cfg.roll_deg, cfg.roll_deg)),
+    )
     z = zf * p.length
     if lesions is None:
         lesions = int(rng.integers(1, cfg.max_lesions + 1)) if rng.random() < cfg.lesion_prob else 0
@@ -278,8 +304,13 @@ def _info(p: Patient, sc: Scanner, **extra: Any) -> dict[str, Any]:
         "noise_hu": sc.noise_hu,
         "thickness_mm": sc.thickness_mm,
         "lesions": [
-            {"centre_mm": [float(v) for v in l.blob.centre], "diameter_mm": l.diameter_mm, "kind": l.kind, "hu": l.hu}
-            for l in p.lesions
+            {
+                "centre_mm": [float(v) for v in les.blob.centre],
+                "diameter_mm": les.diameter_mm,
+                "kind": les.kind,
+                "hu": les.hu,
+            }
+            for les in p.lesions
         ],
         **extra,
     }
@@ -334,7 +365,13 @@ def generate_volume(
     sc.thickness_mm = sz
     sc.noise_hu = float(np.clip(sc.noise_hu * np.sqrt(max(sc.thickness_mm, 0.5) / sz), 3, 150))
     off = rng.uniform(-cfg.offset_mm, cfg.offset_mm, 2)
-    g = make_grid(nx, sx, (float(off[0]), float(off[1]) * 0.5), float(rng.uniform(-cfg.roll_deg, cfg.roll_deg)), ny=ny)
+    g = make_grid(
+        nx,
+        sx,
+        (float(off[0]), float(off[1]) * 0.5),
+        float(rng.uniform(-cfg.roll_deg, cfg.roll_deg)),
+        ny=ny,
+    )
     zc = (z0f + z1f) / 2 * L
     zs = [zc + (k - (nz - 1) / 2) * sz for k in range(nz)]
     n_les = int(rng.integers(0, 4)) if lesions is None else int(lesions)
@@ -352,12 +389,21 @@ def generate_volume(
     les_info = []
     for les in p.lesions:
         x, y, z = (float(v) for v in les.blob.centre)
-        les_info.append({
-            "centre_zyx": [(z - zs[0]) / sz, d * x + e * y + f, a * x + b * y + c],
-            "diameter_mm": les.diameter_mm, "kind": les.kind, "hu": les.hu,
-        })
-    info = _info(p, sc, z_frac=[z / L for z in zs], spacing=tuple(float(v) for v in spacing),
-                 convention="index 0 = most cranial; columns patient right -> left; rows anterior -> posterior")
+        les_info.append(
+            {
+                "centre_zyx": [(z - zs[0]) / sz, d * x + e * y + f, a * x + b * y + c],
+                "diameter_mm": les.diameter_mm,
+                "kind": les.kind,
+                "hu": les.hu,
+            }
+        )
+    info = _info(
+        p,
+        sc,
+        z_frac=[z / L for z in zs],
+        spacing=tuple(float(v) for v in spacing),
+        convention="index 0 most cranial; columns patient right->left; rows anterior->posterior",
+    )
     info["lesions"] = les_info
     return hu, lab, info
 
@@ -392,5 +438,7 @@ def generate_dataset(
     lab = np.empty((n, size, size), np.uint8)
     sp = np.empty(n, np.float32)
     for i in range(n):
-        hu[i], lab[i], sp[i] = slice_for_index(seed, i, size=size, spacing_mm=spacing_mm, z_frac=z_frac, config=config)
+        hu[i], lab[i], sp[i] = slice_for_index(
+            seed, i, size=size, spacing_mm=spacing_mm, z_frac=z_frac, config=config
+        )
     return hu, lab, sp

@@ -21,7 +21,7 @@ _F = np.float32
 
 
 def roi(g: Any, cx: float, cy: float, r: float) -> tuple[slice, slice] | None:
-    """Row/column slices of the pixels within ``r`` mm of patient point (cx, cy); None if outside."""
+    """Row/column slices of pixels within ``r`` mm of patient point (cx, cy); None if outside."""
     a, b, c, d, e, f = g.to_px
     col = a * cx + b * cy + c
     row = d * cx + e * cy + f
@@ -34,7 +34,9 @@ def roi(g: Any, cx: float, cy: float, r: float) -> tuple[slice, slice] | None:
     return slice(r0, r1), slice(c0, c1)
 
 
-def _bone(hu: np.ndarray, mask: np.ndarray, inner: np.ndarray, cortex: float, marrow: float) -> None:
+def _bone(
+    hu: np.ndarray, mask: np.ndarray, inner: np.ndarray, cortex: float, marrow: float
+) -> None:
     hu[mask] = cortex
     hu[mask & inner] = marrow
 
@@ -54,7 +56,11 @@ def heart_detail(p: Patient, g: Any, z: float, hu: np.ndarray, heart: np.ndarray
     lv = ((u - ha * 0.28) / (ha * 0.36)) ** 2 + ((v - hb * 0.05) / (hb * 0.42)) ** 2
     rv = ((u + ha * 0.2) / (ha * 0.5)) ** 2 + ((v + hb * 0.3) / (hb * 0.38)) ** 2
     atria = ((u + ha * 0.05) / (ha * 0.7)) ** 2 + ((v - hb * 0.35) / (hb * 0.42)) ** 2
-    blood = heart & (e < 0.86) & ((lv < 1) | ((rv < 1) & (lv > 1.9)) | ((atria < 1) & (tt < 0.55) & (lv > 1.6)))
+    blood = (
+        heart
+        & (e < 0.86)
+        & ((lv < 1) | ((rv < 1) & (lv > 1.9)) | ((atria < 1) & (tt < 0.55) & (lv > 1.6)))
+    )
     hu[blood] = _F(p.blood_hu) if p.contrast else _F(p.blood_hu + 4)
     # epicardial fat, mostly in the grooves and over the anterior surface
     fat = heart & (e > 0.88) & (tex(2.0, 21) > 0.2 - 0.6 * (v < 0))
@@ -62,12 +68,14 @@ def heart_detail(p: Patient, g: Any, z: float, hu: np.ndarray, heart: np.ndarray
 
 
 def abdomen(p: Patient, g: Any, z: float, hu: np.ndarray, abd: np.ndarray, tex: Any) -> None:
-    """Liver, spleen, stomach (gas + mottled food), colon gas, kidneys, fat and bowel below the domes."""
+    """Liver, spleen, stomach (gas + mottled food), colon gas, kidneys, fat and bowel."""
     X, Y, L = g.X, g.Y, p.length
     loops = tex(3.5, 30)
     hu[abd] = np.where(loops[abd] > 0.3, 35, -95)
     liv_hu = 110 if p.contrast else 58
-    xl = 10 + 55 * np.clip(-Y / p.Bp, 0, 1.2) - 30 * np.clip(Y / p.Bp, 0, 1) ** 2 + 10 * tex(8.0, 31)
+    xl = (
+        10 + 55 * np.clip(-Y / p.Bp, 0, 1.2) - 30 * np.clip(Y / p.Bp, 0, 1) ** 2 + 10 * tex(8.0, 31)
+    )
     liver = abd & (X < xl) & (z > p.z_dome_r)
     hu[liver] = liv_hu + 7 * tex(2.0, 32)[liver]
     if p.contrast:
@@ -76,7 +84,13 @@ def abdomen(p: Patient, g: Any, z: float, hu: np.ndarray, abd: np.ndarray, tex: 
     zs = p.z_dome_l + 8
     if zs < z < zs + 120:
         pr = np.sqrt(max(0.0, 1 - ((z - zs - 55) / 62) ** 2))
-        sp = abd & ((((X - p.A * 0.42) / (28 * pr + 1e-3)) ** 2 + ((Y - p.Bp * 0.35) / (55 * pr + 1e-3)) ** 2) <= 1)
+        sp = abd & (
+            (
+                ((X - p.A * 0.42) / (28 * pr + 1e-3)) ** 2
+                + ((Y - p.Bp * 0.35) / (55 * pr + 1e-3)) ** 2
+            )
+            <= 1
+        )
         hu[sp] = 120 if p.contrast else 48
     sx, sy, rx, ry, zt, zl, af = p.stomach
     if zt < z < zt + zl:
@@ -98,15 +112,25 @@ def abdomen(p: Patient, g: Any, z: float, hu: np.ndarray, abd: np.ndarray, tex: 
             hu[k] = 150 if p.contrast else 32
 
 
-def bones(p: Patient, g: Any, z: float, hu: np.ndarray, dist_in: np.ndarray, fat_th: np.ndarray,
-          cav: np.ndarray, psi: np.ndarray, arms: list, tex: Any) -> None:
+def bones(
+    p: Patient,
+    g: Any,
+    z: float,
+    hu: np.ndarray,
+    dist_in: np.ndarray,
+    fat_th: np.ndarray,
+    cav: np.ndarray,
+    psi: np.ndarray,
+    arms: list,
+    tex: Any,
+) -> None:
     """Ribs and costal cartilage, vertebra, sternum, scapulae, clavicles, humeri."""
     import cv2
 
     X, Y, L, s = g.X, g.Y, p.length, g.spacing
     zf = z / L
     sy, sr = p.spine_y, float(spine_radius(p, z))
-    # ribs: oval cross-sections in a band just outside the pleura, periodic in z, dropping anteriorly
+    # ribs: oval cross-sections in a band just outside the pleura, periodic in z, sloping forward
     dco = np.minimum(cv2.distanceTransform((~cav).view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) * _F(s)
     band = (dco > 0.5) & (dco < 9.5) & (np.abs(X) > sr + 6)
     if zf > 0.0 and band.any():
@@ -145,7 +169,11 @@ def bones(p: Patient, g: Any, z: float, hu: np.ndarray, dist_in: np.ndarray, fat
         hw[rc2 < 7.5**2] = 15  # canal: CSF / cord
     # sternum (manubrium wider)
     if 0.11 * L < z < 0.64 * L:
-        ys = float(np.clip(-p.Ba * (0.84 + 0.16 * smoothstep(0.0, 0.55, zf)) + p.wall_ant * 0.55 + 2, -p.Ba, 0))
+        ys = float(
+            np.clip(
+                -p.Ba * (0.84 + 0.16 * smoothstep(0.0, 0.55, zf)) + p.wall_ant * 0.55 + 2, -p.Ba, 0
+            )
+        )
         win = roi(g, 0.0, ys, 30)
         if win is not None:
             wsx = 24.0 if z < 0.26 * L else 13.0
@@ -154,15 +182,25 @@ def bones(p: Patient, g: Any, z: float, hu: np.ndarray, dist_in: np.ndarray, fat
     # scapulae: posterolateral plates in the muscle layer, tapering to the inferior angle
     if zf < 0.5:
         w = 1 - zf / 0.5
-        sc = (np.abs(dist_in - fat_th - 10) < 2.2) & (psi > 0.5) & (psi < 0.55 + 0.8 * w + 0.15) & ~cav
+        sc = (
+            (np.abs(dist_in - fat_th - 10) < 2.2)
+            & (psi > 0.5)
+            & (psi < 0.55 + 0.8 * w + 0.15)
+            & ~cav
+        )
         hu[sc] = 780
     # clavicles and humeral heads near the thoracic inlet
     if zf < 0.14:  # clavicles: rise laterally, so a plane cuts only a segment of each
         zc = 0.085 * L - 0.28 * (np.abs(X) - 20)
         yc = -p.Ba * 0.8 + p.fat + 6 + 45 * np.clip(np.abs(X) / (p.A * 0.85), 0, 1) ** 2
-        cl = (np.abs(Y - yc) < 5.5) & (np.abs(X) > 15) & (np.abs(X) < p.A * 0.85) & (np.abs(z - zc) < 7)
+        cl = (
+            (np.abs(Y - yc) < 5.5)
+            & (np.abs(X) > 15)
+            & (np.abs(X) < p.A * 0.85)
+            & (np.abs(z - zc) < 7)
+        )
         _bone(hu, cl, np.abs(Y - yc) < 3.0, 900, 250)
-    for cx, cy, ra in arms:
+    for cx, cy, _ra in arms:
         rr2 = (X - cx) ** 2 + (Y - cy) ** 2
         rh = 11.0 if zf > 0.1 else 21.0
         _bone(hu, rr2 < rh * rh, rr2 < (rh - 3.5) ** 2, 1150, -40 if zf > 0.1 else 180)

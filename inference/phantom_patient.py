@@ -103,25 +103,36 @@ class Patient:
     med_w: float = 40.0  # mediastinal half-width at the arch / pulmonary artery level, mm
     arm_gap: float = 5.0  # mm of air between arm and chest wall (negative: skin contact)
     eso_air: bool = False
-    fissures: np.ndarray | None = None  # [2, 3]: per side (z at posterior top, z at anterior bottom, bow mm)
+    fissures: np.ndarray | None = (
+        None  # [2, 3]: per side (z at posterior top, z at anterior bottom, bow mm)
+    )
 
 
 def _u(rng: np.random.Generator, a: float, b: float) -> float:
     return float(rng.uniform(a, b))
 
 
-def sample_blob(rng: np.random.Generator, centre: np.ndarray, radius: float, lobulation: float) -> Blob:
+def sample_blob(
+    rng: np.random.Generator, centre: np.ndarray, radius: float, lobulation: float
+) -> Blob:
     """A lobulated blob with ``lobulation`` in [0, 1] (0 = sphere-like)."""
     k = int(rng.integers(3, 9))
     v = rng.normal(size=(k, 3))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     amp = rng.uniform(-0.25, 0.45, size=(k, 1)) * lobulation
     axes = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
-    return Blob(np.asarray(centre, np.float32), float(radius), np.hstack([v, amp]).astype(np.float32),
-                width=_u(rng, 0.12, 0.4), axes=axes)
+    return Blob(
+        np.asarray(centre, np.float32),
+        float(radius),
+        np.hstack([v, amp]).astype(np.float32),
+        width=_u(rng, 0.12, 0.4),
+        axes=axes,
+    )
 
 
-def sample_lesion(rng: np.random.Generator, centre: np.ndarray, diameter: float | None = None) -> Lesion:
+def sample_lesion(
+    rng: np.random.Generator, centre: np.ndarray, diameter: float | None = None
+) -> Lesion:
     """A nodule/mass centred at ``centre`` (mm) of random size, shape and density."""
     if diameter is None:
         diameter = float(np.exp(rng.uniform(np.log(3.0), np.log(60.0))))
@@ -136,7 +147,9 @@ def sample_lesion(rng: np.random.Generator, centre: np.ndarray, diameter: float 
         hu = _u(rng, -550, -120)
     else:
         hu = _u(rng, -550, -250)
-        core = sample_blob(rng, np.asarray(centre) + rng.normal(0, r * 0.15, 3), r * _u(rng, 0.3, 0.6), 0.3)
+        core = sample_blob(
+            rng, np.asarray(centre) + rng.normal(0, r * 0.15, 3), r * _u(rng, 0.3, 0.6), 0.3
+        )
     spic = None
     if kind != "ggo" and diameter > 8 and rng.random() < 0.35:
         n = int(rng.integers(6, 20))
@@ -148,8 +161,9 @@ def sample_lesion(rng: np.random.Generator, centre: np.ndarray, diameter: float 
     return Lesion(blob, hu, str(kind), core, spic)
 
 
-def _lung_points(rng: np.random.Generator, p: Patient, side: int, n: int,
-                 z_focus: float | None = None) -> np.ndarray:
+def _lung_points(
+    rng: np.random.Generator, p: Patient, side: int, n: int, z_focus: float | None = None
+) -> np.ndarray:
     """Random points inside one lung (rejection sampling against ``lung_predicate``): ``n`` over the
     whole lung, or the same density restricted to 60 mm around ``z_focus``."""
     from inference.phantom_shapes import lung_predicate
@@ -177,8 +191,14 @@ def _lung_points(rng: np.random.Generator, p: Patient, side: int, n: int,
     return np.concatenate(out)[:n]
 
 
-def _lung_trees(rng: np.random.Generator, p: Patient, side: int, hilum: np.ndarray, n_pts: int,
-                z_focus: float | None = None) -> tuple[Segments, Segments]:
+def _lung_trees(
+    rng: np.random.Generator,
+    p: Patient,
+    side: int,
+    hilum: np.ndarray,
+    n_pts: int,
+    z_focus: float | None = None,
+) -> tuple[Segments, Segments]:
     """Arterial and venous trees and the airways of one lung, rooted at its hilum."""
     pts = _lung_points(rng, p, side, n_pts, z_focus)
     half = rng.random(len(pts)) < 0.5
@@ -190,7 +210,9 @@ def _lung_trees(rng: np.random.Generator, p: Patient, side: int, hilum: np.ndarr
     perp = np.cross(v, rng.normal(size=3))
     perp /= np.linalg.norm(perp, axis=1, keepdims=True) + 1e-9
     off = perp * (art.r[big] * 1.9 + 0.8)[:, None]
-    air = Segments(art.p0[big] + off, art.p1[big] + off, art.r[big] * _u(rng, 0.8, 1.1), art.gen[big])
+    air = Segments(
+        art.p0[big] + off, art.p1[big] + off, art.r[big] * _u(rng, 0.8, 1.1), art.gen[big]
+    )
     return concat_segments([art, ven]), air
 
 
@@ -207,25 +229,42 @@ def _mediastinum(rng: np.random.Generator, q: dict) -> tuple[Segments, Segments,
     desc0 = np.array([sr * 0.6 + aorta_r * 0.8, sy - sr * 0.7, z_arch + 10])
     desc1 = np.array([sr * 0.5 + aorta_r * 0.6, sy - sr * 1.0, L * 0.8])
     desc2 = np.array([_u(rng, 0, 6), sy - sr - aorta_r * 0.9, L * 1.1])
-    ao = [(asc0, asc1, aorta_r), (asc1, arch_mid, aorta_r * 0.95), (arch_mid, desc0, aorta_r * 0.9),
-          (desc0, desc1, aorta_r * 0.85), (desc1, desc2, aorta_r * 0.8)]
+    ao = [
+        (asc0, asc1, aorta_r),
+        (asc1, arch_mid, aorta_r * 0.95),
+        (arch_mid, desc0, aorta_r * 0.9),
+        (desc0, desc1, aorta_r * 0.85),
+        (desc1, desc2, aorta_r * 0.8),
+    ]
     # supra-aortic branches and brachiocephalic veins / SVC
-    br = [(arch_mid + [-12, -8, 0], [-25, -12, -20], _u(rng, 5, 7)), (arch_mid + [0, 0, 0], [-8, -18, -20], 4.0),
-          (arch_mid + [10, 5, 0], [20, -5, -20], 4.5), ([-28, -20, z_arch + 30], [-30, -15, hz + 20], _u(rng, 7, 10)),
-          ([-28, -20, z_arch + 30], [-35, -18, -20], 6.5), ([-28, -20, z_arch + 5], [20, -25, z_arch - 15], 5.0)]
+    br = [
+        (arch_mid + [-12, -8, 0], [-25, -12, -20], _u(rng, 5, 7)),
+        (arch_mid + [0, 0, 0], [-8, -18, -20], 4.0),
+        (arch_mid + [10, 5, 0], [20, -5, -20], 4.5),
+        ([-28, -20, z_arch + 30], [-30, -15, hz + 20], _u(rng, 7, 10)),
+        ([-28, -20, z_arch + 30], [-35, -18, -20], 6.5),
+        ([-28, -20, z_arch + 5], [20, -25, z_arch - 15], 5.0),
+    ]
     pa0 = np.array([_u(rng, 12, 25), _u(rng, -40, -25), hz + 25])
     pab = np.array([_u(rng, 8, 18), _u(rng, -15, -5), car + 12])
     par = q["hilum_r"]
     pal = q["hilum_l"]
     pa_r = aorta_r * _u(rng, 0.85, 1.15)
-    pa = [(pa0, pab, pa_r), (pab, pal + [-8, 0, -2], pa_r * 0.75), (pab, par + [10, -5, 0], pa_r * 0.7),
-          (pal + [-8, 0, -2], pal, pa_r * 0.6), (par + [10, -5, 0], par, pa_r * 0.6)]
+    pa = [
+        (pa0, pab, pa_r),
+        (pab, pal + [-8, 0, -2], pa_r * 0.75),
+        (pab, par + [10, -5, 0], pa_r * 0.7),
+        (pal + [-8, 0, -2], pal, pa_r * 0.6),
+        (par + [10, -5, 0], par, pa_r * 0.6),
+    ]
     # pulmonary veins into the left atrium (posterior heart)
     la = np.array([_u(rng, 0, 15), _u(rng, 0, 15), hz + _u(rng, 15, 30)])
     pv = [(la, par + [0, 15, 15], 6.5), (la, pal + [0, 15, 15], 6.5)]
     ivc = [(np.array([-15, sy - sr - 15, L * 1.1]), np.array([-18, 5, q["z_dome_r"] - 5]), 12.0)]
     seg = ao + br + pa + pv + ivc
-    vessels = Segments(np.array([s[0] for s in seg]), np.array([s[1] for s in seg]), np.array([s[2] for s in seg]))
+    vessels = Segments(
+        np.array([s[0] for s in seg]), np.array([s[1] for s in seg]), np.array([s[2] for s in seg])
+    )
     # trachea and main bronchi
     tr_r = _u(rng, 8, 11)
     ty = sy - sr - _u(rng, 22, 32)
@@ -233,15 +272,29 @@ def _mediastinum(rng: np.random.Generator, q: dict) -> tuple[Segments, Segments,
     tr1 = np.array([_u(rng, -3, 3), ty + 5, car])
     rb = np.array([par[0] + 12, par[1], car + _u(rng, 15, 28)])
     lb = np.array([pal[0] - 12, pal[1], car + _u(rng, 22, 38)])
-    air = Segments(np.array([tr0, tr1, tr1]), np.array([tr1, rb, lb]), np.array([tr_r, tr_r * 0.72, tr_r * 0.66]))
-    es = Segments(np.array([[6, ty + 18, -30], [8, ty + 20, car]]), np.array([[8, ty + 20, car], [18, sy - sr - 8, L * 0.95]]),
-                  np.array([_u(rng, 6, 9)] * 2))
+    air = Segments(
+        np.array([tr0, tr1, tr1]),
+        np.array([tr1, rb, lb]),
+        np.array([tr_r, tr_r * 0.72, tr_r * 0.66]),
+    )
+    es = Segments(
+        np.array([[6, ty + 18, -30], [8, ty + 20, car]]),
+        np.array([[8, ty + 20, car], [18, sy - sr - 8, L * 0.95]]),
+        np.array([_u(rng, 6, 9)] * 2),
+    )
     return vessels, air, es
 
 
-def sample_patient(rng: np.random.Generator, *, length: float | None = None, tree_points: int = 3500,
-                   patch_rate: float = 0.6, effusion_prob: float = 0.12, emphysema_prob: float = 0.2,
-                   z_focus: float | None = None) -> Patient:
+def sample_patient(
+    rng: np.random.Generator,
+    *,
+    length: float | None = None,
+    tree_points: int = 3500,
+    patch_rate: float = 0.6,
+    effusion_prob: float = 0.12,
+    emphysema_prob: float = 0.2,
+    z_focus: float | None = None,
+) -> Patient:
     """Draw one random patient (sex, size, anatomy landmarks, vessel trees, pathology).
 
     ``tree_points`` attractor points per lung set the density of the vessel trees (~4 segments
@@ -276,22 +329,58 @@ def sample_patient(rng: np.random.Generator, *, length: float | None = None, tre
     heart_top = z_carina + L * _u(rng, 0.05, 0.1)
     hb = z_dome_l + L * _u(rng, 0.0, 0.04)
     hs = _u(rng, 0.82, 1.18) * scale
-    heart = np.array([_u(rng, 2, 18), -B_in * _u(rng, 0.22, 0.4), 62 * hs, 46 * hs, _u(rng, 25, 50), heart_top, hb])
+    heart = np.array(
+        [
+            _u(rng, 2, 18),
+            -B_in * _u(rng, 0.22, 0.4),
+            62 * hs,
+            46 * hs,
+            _u(rng, 25, 50),
+            heart_top,
+            hb,
+        ]
+    )
     hil_r = np.array([-_u(rng, 38, 50), _u(rng, 0, 15), z_carina + L * _u(rng, 0.03, 0.07)])
     hil_l = np.array([_u(rng, 38, 50), _u(rng, 0, 15), z_carina + L * _u(rng, 0.01, 0.05)])
-    q = dict(L=L, z_carina=z_carina, spine_y=spine_y, spine_r=spine_r, heart_top=heart_top, hilum_r=hil_r,
-             hilum_l=hil_l, z_dome_r=z_dome_r)
+    q = dict(
+        L=L,
+        z_carina=z_carina,
+        spine_y=spine_y,
+        spine_r=spine_r,
+        heart_top=heart_top,
+        hilum_r=hil_r,
+        hilum_l=hil_l,
+        z_dome_r=z_dome_r,
+    )
     med, air_main, eso = _mediastinum(rng, q)
     breasts = None
     if sex == "F" and rng.random() < 0.85:
         bs = _u(rng, 0.5, 1.15) * (1 + 0.5 * obese)
         breasts = np.array([_u(rng, 0.38, 0.55) * A, _u(rng, 0.0, 0.2) * Ba, 55 * bs, 36 * bs])
-    table = dict(style=int(rng.integers(0, 3)), foam=_u(rng, 5, 60) if rng.random() < 0.85 else 0.0,
-                 foam_hu=_u(rng, -960, -750), sink=_u(rng, 0, 25), width=_u(rng, 420, 520),
-                 curve=_u(rng, 0, 35), shell=_u(rng, 2.0, 4.0), core=_u(rng, 10, 40),
-                 shell_hu=_u(rng, 150, 700), blanket=rng.random() < 0.5, blanket_gap=_u(rng, 0, 10))
-    stomach = np.array([_u(rng, 40, 80), -_u(rng, 10, 50), _u(rng, 35, 60), _u(rng, 30, 55),
-                        z_dome_l + _u(rng, 3, 15), L * _u(rng, 0.15, 0.3), _u(rng, 0.05, 0.7)])
+    table = dict(
+        style=int(rng.integers(0, 3)),
+        foam=_u(rng, 5, 60) if rng.random() < 0.85 else 0.0,
+        foam_hu=_u(rng, -960, -750),
+        sink=_u(rng, 0, 25),
+        width=_u(rng, 420, 520),
+        curve=_u(rng, 0, 35),
+        shell=_u(rng, 2.0, 4.0),
+        core=_u(rng, 10, 40),
+        shell_hu=_u(rng, 150, 700),
+        blanket=rng.random() < 0.5,
+        blanket_gap=_u(rng, 0, 10),
+    )
+    stomach = np.array(
+        [
+            _u(rng, 40, 80),
+            -_u(rng, 10, 50),
+            _u(rng, 35, 60),
+            _u(rng, 30, 55),
+            z_dome_l + _u(rng, 3, 15),
+            L * _u(rng, 0.15, 0.3),
+            _u(rng, 0.05, 0.7),
+        ]
+    )
     effusion = None
     if rng.random() < effusion_prob:
         effusion = (float(rng.choice([-1, 1])), _u(rng, 10, 60))
@@ -309,22 +398,74 @@ def sample_patient(rng: np.random.Generator, *, length: float | None = None, tre
             patches.append((sample_blob(rng, cc, _u(rng, 7, 24), 1.0), hu))
     empty = Segments(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
     p = Patient(
-        length=L, sex=sex, A=A, Ba=Ba, Bp=Bp, fat=fat, muscle=muscle, harmonics=harm, z_apex=z_apex,
-        z_carina=z_carina, z_dome_r=z_dome_r, z_dome_l=z_dome_l, recess=recess, lung_hu=_u(rng, -890, -800),
-        lung_grad=_u(rng, 20, 110), contrast=contrast, blood_hu=blood, heart=heart, spine_y=spine_y,
-        spine_r=spine_r, vert_pitch=_u(rng, 24, 30), vert_phase=_u(rng, 0, 1), rib_pitch=_u(rng, 24, 32),
-        rib_phase=_u(rng, 0, 1), rib_drop=_u(rng, 130, 200), arms_down=bool(rng.random() < 0.35), breasts=breasts,
-        hilum_r=hil_r, hilum_l=hil_l, mediastinal=med, airways_main=air_main, vessels=empty, airways=empty,
-        esophagus=eso, table=table, stomach=stomach, effusion=effusion, patches=patches, lesions=[],
-        emphysema=_u(rng, 0, 1) if rng.random() < emphysema_prob else 0.0, seed=seed, wall_lat=wall_lat, wall_ant=wall_ant,
-        gutter=_u(rng, 0, 12), cav_dx=_u(rng, -5, 5), dome_cx=_u(rng, 35, 55), dome_cy=_u(rng, -20, 5),
-        dome_rx=_u(rng, 0.42, 0.55) * A, dome_ry=_u(rng, 0.7, 0.9) * Bp, med_x=_u(rng, -2, 6),
+        length=L,
+        sex=sex,
+        A=A,
+        Ba=Ba,
+        Bp=Bp,
+        fat=fat,
+        muscle=muscle,
+        harmonics=harm,
+        z_apex=z_apex,
+        z_carina=z_carina,
+        z_dome_r=z_dome_r,
+        z_dome_l=z_dome_l,
+        recess=recess,
+        lung_hu=_u(rng, -890, -800),
+        lung_grad=_u(rng, 20, 110),
+        contrast=contrast,
+        blood_hu=blood,
+        heart=heart,
+        spine_y=spine_y,
+        spine_r=spine_r,
+        vert_pitch=_u(rng, 24, 30),
+        vert_phase=_u(rng, 0, 1),
+        rib_pitch=_u(rng, 24, 32),
+        rib_phase=_u(rng, 0, 1),
+        rib_drop=_u(rng, 130, 200),
+        arms_down=bool(rng.random() < 0.35),
+        breasts=breasts,
+        hilum_r=hil_r,
+        hilum_l=hil_l,
+        mediastinal=med,
+        airways_main=air_main,
+        vessels=empty,
+        airways=empty,
+        esophagus=eso,
+        table=table,
+        stomach=stomach,
+        effusion=effusion,
+        patches=patches,
+        lesions=[],
+        emphysema=_u(rng, 0, 1) if rng.random() < emphysema_prob else 0.0,
+        seed=seed,
+        wall_lat=wall_lat,
+        wall_ant=wall_ant,
+        gutter=_u(rng, 0, 12),
+        cav_dx=_u(rng, -5, 5),
+        dome_cx=_u(rng, 35, 55),
+        dome_cy=_u(rng, -20, 5),
+        dome_rx=_u(rng, 0.42, 0.55) * A,
+        dome_ry=_u(rng, 0.7, 0.9) * Bp,
+        med_x=_u(rng, -2, 6),
     )
     p.arm_gap = _u(rng, -6, 18)
     p.med_w = _u(rng, 30, 50)
     p.eso_air = bool(rng.random() < 0.4)
-    p.fissures = np.array([[z_carina - L * _u(rng, 0.02, 0.1), z_dome_r + L * _u(rng, 0.0, 0.05), _u(rng, -15, 15)],
-                           [z_carina - L * _u(rng, 0.05, 0.12), z_dome_l + L * _u(rng, 0.0, 0.05), _u(rng, -15, 15)]])
+    p.fissures = np.array(
+        [
+            [
+                z_carina - L * _u(rng, 0.02, 0.1),
+                z_dome_r + L * _u(rng, 0.0, 0.05),
+                _u(rng, -15, 15),
+            ],
+            [
+                z_carina - L * _u(rng, 0.05, 0.12),
+                z_dome_l + L * _u(rng, 0.0, 0.05),
+                _u(rng, -15, 15),
+            ],
+        ]
+    )
     if p.emphysema > 0.4:  # apical bullae: air spaces that are still lung
         for _k in range(int(rng.integers(1, 5))):
             side = rng.choice([-1, 1])

@@ -63,8 +63,9 @@ def sample_scanner(rng: np.random.Generator, spacing_mm: float) -> Scanner:
     )
 
 
-def apply_scanner(hu: np.ndarray, body: np.ndarray, sc: Scanner, spacing_mm: float,
-                  rng: np.random.Generator) -> np.ndarray:
+def apply_scanner(
+    hu: np.ndarray, body: np.ndarray, sc: Scanner, spacing_mm: float, rng: np.random.Generator
+) -> np.ndarray:
     """Blur, sharpen, add correlated noise and streaks, apply the FOV circle; returns float32 HU
     clipped to [-1024, 3071]. ``hu`` is not modified."""
     img = hu.astype(np.float32, copy=True)

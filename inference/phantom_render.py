@@ -15,10 +15,26 @@ import numpy as np
 
 from inference.phantom_organs import abdomen, bones, heart_detail, roi
 from inference.phantom_patient import Blob, Patient
-from inference.phantom_shapes import apex_envelope, body_axes, cavity_field, dome_height, heart_field, smoothstep, spine_radius
+from inference.phantom_shapes import (
+    apex_envelope,
+    body_axes,
+    cavity_field,
+    dome_height,
+    heart_field,
+    smoothstep,
+    spine_radius,
+)
 from inference.phantom_tubes import Segments, draw_segments
 
-__all__ = ["Grid", "Tex", "make_grid", "render_plane", "render_tubes", "blob_fraction", "smooth_noise"]
+__all__ = [
+    "Grid",
+    "Tex",
+    "make_grid",
+    "render_plane",
+    "render_tubes",
+    "blob_fraction",
+    "smooth_noise",
+]
 
 _F = np.float32
 
@@ -35,9 +51,14 @@ class Grid:
     cache: dict = field(default_factory=dict)
 
 
-def make_grid(n: int, spacing: float, offset: tuple[float, float] = (0.0, 0.0), angle_deg: float = 0.0,
-              ny: int | None = None) -> Grid:
-    """Grid of ``ny`` x ``n`` pixels of ``spacing`` mm; the patient is shifted by ``offset`` (mm, x/y)
+def make_grid(
+    n: int,
+    spacing: float,
+    offset: tuple[float, float] = (0.0, 0.0),
+    angle_deg: float = 0.0,
+    ny: int | None = None,
+) -> Grid:
+    """Grid of ``ny`` x ``n`` pixels of ``spacing`` mm; patient shifted by ``offset`` (mm, x/y)
     and rolled by ``angle_deg`` about the z axis."""
     ny = n if ny is None else ny
     cols = (np.arange(n, dtype=_F) - (n - 1) / 2) * spacing
@@ -48,7 +69,14 @@ def make_grid(n: int, spacing: float, offset: tuple[float, float] = (0.0, 0.0), 
     X = (ca * gx + sa * gy).astype(_F)
     Y = (-sa * gx + ca * gy).astype(_F)
     s = spacing
-    to_px = (ca / s, -sa / s, offset[0] / s + (n - 1) / 2, sa / s, ca / s, offset[1] / s + (ny - 1) / 2)
+    to_px = (
+        ca / s,
+        -sa / s,
+        offset[0] / s + (n - 1) / 2,
+        sa / s,
+        ca / s,
+        offset[1] / s + (ny - 1) / 2,
+    )
     return Grid(X, Y, spacing, to_px, np.arctan2(Y, X).astype(_F))
 
 
@@ -58,7 +86,9 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: flo
     h, w = shape
     f = int(max(1, min(sigma_px / 1.5, 8)))
     sh = (max(2, h // f), max(2, w // f))
-    n = rng.random(sh, dtype=_F) - _F(0.5)  # uniform is ~3x cheaper; the blur makes it Gaussian-like
+    n = rng.random(sh, dtype=_F) - _F(
+        0.5
+    )  # uniform is ~3x cheaper; the blur makes it Gaussian-like
     s = sigma_px / f
     if s > 0.3:
         n = cv2.GaussianBlur(n, (0, 0), s)
@@ -103,12 +133,16 @@ class _TexWin:
 
 def _subgrid(g: Grid, win: tuple[slice, slice]) -> Grid:
     a, b, c, d, e, f = g.to_px
-    return Grid(g.X[win], g.Y[win], g.spacing, (a, b, c - win[1].start, d, e, f - win[0].start), g.th[win])
+    return Grid(
+        g.X[win], g.Y[win], g.spacing, (a, b, c - win[1].start, d, e, f - win[0].start), g.th[win]
+    )
 
 
 def blob_fraction(g: Grid, b: Blob, z: float, edge_mm: float = 0.8) -> np.ndarray | None:
     """Soft occupancy [0, 1] of blob ``b`` in plane ``z`` (None when the plane misses it)."""
-    rmax = b.radius * (1 + max(0.0, float(b.bumps[:, 3].max(initial=0))) + 0.05) * float(b.axes.max())
+    rmax = (
+        b.radius * (1 + max(0.0, float(b.bumps[:, 3].max(initial=0))) + 0.05) * float(b.axes.max())
+    )
     if abs(z - b.centre[2]) > rmax:
         return None
     win = roi(g, float(b.centre[0]), float(b.centre[1]), rmax + 3)
@@ -133,7 +167,7 @@ def _tube(g: Grid, segs: Segments, z: float, dz: float, **kw: float) -> np.ndarr
 
 
 def render_tubes(p: Patient, g: Grid, z: float, dz: float) -> dict[str, np.ndarray]:
-    """Occupancy maps of all tubes crossing the slab ``[z - dz/2, z + dz/2]`` (drawn once per slab)."""
+    """Occupancy maps of the tubes crossing the slab ``[z - dz/2, z + dz/2]`` (once per slab)."""
     return {
         "mv": _tube(g, p.mediastinal, z, dz),
         "mvd": _tube(g, p.mediastinal, z, dz, radius_add=4.0),
@@ -141,7 +175,9 @@ def render_tubes(p: Patient, g: Grid, z: float, dz: float) -> dict[str, np.ndarr
         "mlum": _tube(g, p.airways_main, z, dz, radius_scale=0.85),
         "mad": _tube(g, p.airways_main, z, dz, radius_add=3.0),
         "eso": _tube(g, p.esophagus, z, dz),
-        "elum": _tube(g, p.esophagus, z, dz, radius_scale=0.35) if p.eso_air else np.zeros(g.X.shape, _F),
+        "elum": _tube(g, p.esophagus, z, dz, radius_scale=0.35)
+        if p.eso_air
+        else np.zeros(g.X.shape, _F),
         "esod": _tube(g, p.esophagus, z, dz, radius_add=3.0),
         "vf": _tube(g, p.vessels, z, dz),
         "vbig": _tube(g, p.vessels.subset(p.vessels.r >= 2.6), z, dz, radius_add=1.0),
@@ -165,8 +201,11 @@ def _static(p: Patient, g: Grid) -> dict[str, np.ndarray]:
             ck, sk = ck * c1 - sk * s1, sk * c1 + ck * s1
         fat_th = (p.fat * (1 + 0.35 * (2 * c1 * c1 - 1) + 0.15 * s1) + 1.5).astype(_F)
         g.cache.clear()
-        g.cache[key] = {"wob": wob, "fat_th": fat_th,
-                        "psi": np.abs(np.where(th < -np.pi / 2, th + _F(1.5 * np.pi), th - _F(np.pi / 2)))}
+        g.cache[key] = {
+            "wob": wob,
+            "fat_th": fat_th,
+            "psi": np.abs(np.where(th < -np.pi / 2, th + _F(1.5 * np.pi), th - _F(np.pi / 2))),
+        }
     return g.cache[key]
 
 
@@ -180,7 +219,9 @@ def _torso(p: Patient, g: Grid, z: float, wob: np.ndarray) -> tuple[np.ndarray, 
     return rb <= wob, A, Ba
 
 
-def _arms_breasts(p: Patient, g: Grid, z: float, A: float, Ba: float) -> tuple[np.ndarray | None, list]:
+def _arms_breasts(
+    p: Patient, g: Grid, z: float, A: float, Ba: float
+) -> tuple[np.ndarray | None, list]:
     X, Y, L = g.X, g.Y, p.length
     zf = z / L
     extra = None
@@ -199,7 +240,9 @@ def _arms_breasts(p: Patient, g: Grid, z: float, A: float, Ba: float) -> tuple[n
             pr = np.sqrt(prof)
             dx, dy, rx, ry = p.breasts
             for side in (-1, 1):
-                m = ((X - side * dx) / (rx * pr)) ** 2 + ((Y + Ba * 0.72 - dy) / (ry * pr)) ** 2 <= 1
+                m = ((X - side * dx) / (rx * pr)) ** 2 + (
+                    (Y + Ba * 0.72 - dy) / (ry * pr)
+                ) ** 2 <= 1
                 extra = m if extra is None else extra | m
     return extra, arms
 
@@ -235,9 +278,13 @@ def render_base(p: Patient, g: Grid, z: float, tex: Tex) -> dict:
     extra, arms = _arms_breasts(p, g, z, A, Ba)
     body = torso if extra is None else torso | extra
     _table(p, g, hu, body, tex)
-    dist_in = np.minimum(cv2.distanceTransform(torso.view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) * _F(s)
+    dist_in = np.minimum(cv2.distanceTransform(torso.view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) * _F(
+        s
+    )
     if p.table["blanket"]:
-        dout = np.minimum(cv2.distanceTransform((~body).view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) * _F(s)
+        dout = np.minimum(
+            cv2.distanceTransform((~body).view(np.uint8), cv2.DIST_L2, 3), _F(1e5)
+        ) * _F(s)
         gap = p.table["blanket_gap"] * (0.5 + 0.5 * np.sin(g.th * 7 + p.seed % 7)) + 0.5
         bl = (dout > gap) & (dout < gap + 3.0) & (Y < p.Bp * 0.3)
         hu[bl] = -250 + 120 * tex(1.0)[bl]
@@ -251,9 +298,14 @@ def render_base(p: Patient, g: Grid, z: float, tex: Tex) -> dict:
             hu[am] = 45
     muscle = torso & (dist_in > fat_th)
     hu[muscle] = 42 + 6 * tex(1.5, 2)[muscle]
-    plane = muscle & (np.abs(dist_in - fat_th - 4 - 3 * tex(6.0, 3)) < 0.9)  # fat planes between muscles
+    plane = muscle & (
+        np.abs(dist_in - fat_th - 4 - 3 * tex(6.0, 3)) < 0.9
+    )  # fat planes between muscles
     hu[plane] = -70
-    skin = body & (np.minimum(cv2.distanceTransform(body.view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) < 1.6 / s + 0.5)
+    skin = body & (
+        np.minimum(cv2.distanceTransform(body.view(np.uint8), cv2.DIST_L2, 3), _F(1e5))
+        < 1.6 / s + 0.5
+    )
     hu[skin] = 25
     # per-plane work happens only in the torso's bounding box (plus a margin)
     rows, cols = np.flatnonzero(torso.any(1)), np.flatnonzero(torso.any(0))
@@ -261,12 +313,23 @@ def render_base(p: Patient, g: Grid, z: float, tex: Tex) -> dict:
         win = (slice(max(0, rows[0] - 2), rows[-1] + 3), slice(max(0, cols[0] - 2), cols[-1] + 3))
     else:
         win = (slice(0, 2), slice(0, 2))
-    return {"hu": hu, "body": body, "torso": torso, "dist_in": dist_in[win], "fat_th": fat_th[win], "arms": arms,
-            "A": A, "psi": st["psi"][win], "win": win, "grid": _subgrid(g, win)}
+    return {
+        "hu": hu,
+        "body": body,
+        "torso": torso,
+        "dist_in": dist_in[win],
+        "fat_th": fat_th[win],
+        "arms": arms,
+        "A": A,
+        "psi": st["psi"][win],
+        "win": win,
+        "grid": _subgrid(g, win),
+    }
 
 
-def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], tex: Tex,
-                 base: dict | None = None) -> tuple[np.ndarray, ...]:
+def render_plane(
+    p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], tex: Tex, base: dict | None = None
+) -> tuple[np.ndarray, ...]:
     """HU (no blur/noise), lung side map (0/1 right/2 left), lesion occupancy, body mask at ``z``.
 
     Parameters
@@ -311,11 +374,13 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     he = np.full(X.shape, np.inf, _F)
     hwin = None
     if p.heart[5] < z < p.heart[6]:
-        hwin = roi(g, float(p.heart[0]), float(p.heart[1]), float(max(p.heart[2], p.heart[3])) * 1.3 + 6)
+        hwin = roi(
+            g, float(p.heart[0]), float(p.heart[1]), float(max(p.heart[2], p.heart[3])) * 1.3 + 6
+        )
         if hwin is not None:
             he[hwin] = heart_field(p, X[hwin], Y[hwin], z)
     med = (np.abs(X) < sr + 6) & (Y > p.spine_y - sr - 10)
-    med |= (np.abs(X - p.med_x) < 3 + 3 * float(smoothstep(0.1 * L, 0.3 * L, z)))
+    med |= np.abs(X - p.med_x) < 3 + 3 * float(smoothstep(0.1 * L, 0.3 * L, z))
     # mediastinal envelope: sternum-to-spine ellipse, widest (and skewed left) at the arch/PA level
     up = float(smoothstep(0.08 * L, p.z_carina, z))
     down = float(smoothstep(p.heart[5], p.heart[5] + 0.1 * L, z))
@@ -324,9 +389,22 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     yc, h = (p.spine_y + y_ant) / 2, (p.spine_y - y_ant) / 2
     if z > p.z_apex:
         med |= ((X - p.med_x - 9 * up) / w) ** 2 + ((Y - yc) / h) ** 2 < 1
-    med |= (he < 1.12) | (tubes["vbig"] > 0.5) | (tubes["mvd"] > 0.5) | (tubes["mad"] > 0.5) | (tubes["esod"] > 0.5)
+    med |= (
+        (he < 1.12)
+        | (tubes["vbig"] > 0.5)
+        | (tubes["mvd"] > 0.5)
+        | (tubes["mad"] > 0.5)
+        | (tubes["esod"] > 0.5)
+    )
     k = max(3, int(round(16 / s)) | 1)
-    med = cv2.morphologyEx(med.view(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    med = (
+        cv2.morphologyEx(
+            med.view(np.uint8),
+            cv2.MORPH_CLOSE,
+            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)),
+        )
+        > 0
+    )
     lung = thorax & env & ~med
     fill = cav & ~lung
     hu[fill] = -92 + 12 * tex(1.5, 4)[fill]
@@ -335,7 +413,9 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     if z < p.z_apex + 0.08 * L:  # thoracic inlet / neck: muscles, thyroid, fat
         nk = thorax & ~env & ~(med & (z > p.z_apex))
         tn = tex(3.0, 6)
-        hu[nk] = np.where((np.abs(tn[nk]) < 0.06) | (tn[nk] > 2.2), _F(-85), 45 + 5 * tn[nk])  # muscles, fat planes
+        hu[nk] = np.where(
+            (np.abs(tn[nk]) < 0.06) | (tn[nk] > 2.2), _F(-85), 45 + 5 * tn[nk]
+        )  # muscles, fat planes
         tr = p.airways_main
         t = float(np.clip((z - tr.p0[0, 2]) / (tr.p1[0, 2] - tr.p0[0, 2]), 0, 1))
         tx, ty = tr.p0[0, :2] + t * (tr.p1[0, :2] - tr.p0[0, :2])
@@ -353,10 +433,14 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
     if p.emphysema > 0:
         lhu = np.where(tex(2.0, 9) > 1.7 - 0.9 * p.emphysema, _F(-965), lhu)
     if p.fissures is not None:  # oblique fissures: thin lines, posterior-high to anterior-low
-        for side, (zt, zb, bow) in zip((-1, 1), p.fissures):
+        for side, (zt, zb, bow) in zip((-1, 1), p.fissures, strict=True):
             t = (z - zt) / (zb - zt)
             if 0 < t < 1:
-                yf = p.Bp * 0.6 - t * (p.Bp * 0.6 + p.Ba * 0.8) + bow * np.sin(np.clip((np.abs(X) - 20) / 120, 0, 1) * np.pi)
+                yf = (
+                    p.Bp * 0.6
+                    - t * (p.Bp * 0.6 + p.Ba * 0.8)
+                    + bow * np.sin(np.clip((np.abs(X) - 20) / 120, 0, 1) * np.pi)
+                )
                 dd = np.abs(Y - yf - 0.25 * (np.abs(X) - 60)) / _F(max(s, 0.5))
                 fis = (dd < 1.0) & ((X * side) > 0)
                 lhu = np.where(fis, lhu + (1.0 - dd) * _F(min(1.0, 0.8 / s) * 250), lhu)
@@ -366,10 +450,14 @@ def render_plane(p: Patient, g: Grid, z: float, tubes: dict[str, np.ndarray], te
         if f is not None:
             f *= lung
             hu += f * (phu + 30 * tex(1.5, 10) - hu)
-    if p.effusion is not None:  # dependent fluid (NOT lung), meniscus rising laterally; mostly basal
+    if (
+        p.effusion is not None
+    ):  # dependent fluid (NOT lung), meniscus rising laterally; mostly basal
         side, depth = p.effusion
         depth = depth * float(0.15 + 0.85 * smoothstep(p.z_carina, p.z_dome_r, z))
-        yl = p.spine_y + 16 - depth + 2.2 * depth * (X / max(A, 1)) ** 2  # meniscus climbs laterally
+        yl = (
+            p.spine_y + 16 - depth + 2.2 * depth * (X / max(A, 1)) ** 2
+        )  # meniscus climbs laterally
         sidem = (X * side) > 0
         eff = thorax & sidem & (Y > yl) & ~med
         atel = lung & sidem & (Y > yl - 5) & ~eff

@@ -14,8 +14,17 @@ import numpy as np
 if TYPE_CHECKING:
     from inference.phantom_patient import Patient
 
-__all__ = ["smoothstep", "body_axes", "cavity_axes", "cavity_field", "dome_height", "apex_envelope",
-           "heart_field", "spine_radius", "lung_predicate"]
+__all__ = [
+    "smoothstep",
+    "body_axes",
+    "cavity_axes",
+    "cavity_field",
+    "dome_height",
+    "apex_envelope",
+    "heart_field",
+    "spine_radius",
+    "lung_predicate",
+]
 
 _F = np.float32
 
@@ -27,7 +36,7 @@ def smoothstep(a: float, b: float, x: np.ndarray | float) -> np.ndarray:
 
 
 def body_axes(p: Patient, z: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """Body half-width ``A`` and anterior half-depth ``Ba`` at level ``z`` (posterior is ``p.Bp``)."""
+    """Body half-width ``A`` and anterior half-depth ``Ba`` at ``z`` (posterior: ``p.Bp``)."""
     zf = np.asarray(z, _F) / p.length
     A = p.A * (1 + 0.06 * smoothstep(0.1, 0.0, zf)) * (1 - 0.04 * smoothstep(0.85, 1.05, zf))
     Ba = p.Ba * (0.84 + 0.16 * smoothstep(0.0, 0.55, zf))

@@ -33,11 +33,17 @@ class Segments:
         [n] branching generation (0 = trunk), used to pick styles (e.g. airway walls).
     """
 
-    def __init__(self, p0: np.ndarray, p1: np.ndarray, r: np.ndarray, gen: np.ndarray | None = None) -> None:
+    def __init__(
+        self, p0: np.ndarray, p1: np.ndarray, r: np.ndarray, gen: np.ndarray | None = None
+    ) -> None:
         self.p0 = np.asarray(p0, np.float32).reshape(-1, 3)
         self.p1 = np.asarray(p1, np.float32).reshape(-1, 3)
         self.r = np.asarray(r, np.float32).reshape(-1)
-        self.gen = np.zeros(len(self.r), np.int16) if gen is None else np.asarray(gen, np.int16).reshape(-1)
+        self.gen = (
+            np.zeros(len(self.r), np.int16)
+            if gen is None
+            else np.asarray(gen, np.int16).reshape(-1)
+        )
         self.zmin = np.minimum(self.p0[:, 2], self.p1[:, 2]) - self.r
         self.zmax = np.maximum(self.p0[:, 2], self.p1[:, 2]) + self.r
 
@@ -143,9 +149,16 @@ def branching_tree(
         dn /= np.linalg.norm(dn, axis=1, keepdims=True)
         p = np.concatenate([p, p])
         ln = np.concatenate([ln, ln]) * rng.uniform(*len_ratio, size=2 * n)
-        r = np.concatenate([r * rng.uniform(*rad_ratio, size=n), r * rng.uniform(rad_ratio[0] - 0.08, rad_ratio[1], size=n)])
+        r = np.concatenate(
+            [
+                r * rng.uniform(*rad_ratio, size=n),
+                r * rng.uniform(rad_ratio[0] - 0.08, rad_ratio[1], size=n),
+            ]
+        )
         d = dn
-    return Segments(np.concatenate(out0), np.concatenate(out1), np.concatenate(outr), np.concatenate(outg))
+    return Segments(
+        np.concatenate(out0), np.concatenate(out1), np.concatenate(outr), np.concatenate(outg)
+    )
 
 
 def draw_segments(
@@ -218,7 +231,14 @@ def draw_segments(
     w = w * np.clip(thick_px, 0, 1) * value
     ny, nx = img.shape
     lim = 4 * max(nx, ny) * _SCALE
-    inside = vis & (w > 0.02) & (np.abs(c0) < lim) & (np.abs(r0) < lim) & (np.abs(c1) < lim) & (np.abs(r1) < lim)
+    inside = (
+        vis
+        & (w > 0.02)
+        & (np.abs(c0) < lim)
+        & (np.abs(r0) < lim)
+        & (np.abs(c1) < lim)
+        & (np.abs(r1) < lim)
+    )
     idx = np.flatnonzero(inside)
     idx = idx[np.argsort(w[idx], kind="stable")]  # strongest last: overwrite approximates max()
     for i in idx:
@@ -276,7 +296,10 @@ def attractor_tree(
         alive = cnt[bid] >= 2
         if not alive.any():
             break
-        sq = np.bincount(idx3, weights=(P * P).ravel(), minlength=3 * nb).reshape(nb, 3) / cnt[:, None]
+        sq = (
+            np.bincount(idx3, weights=(P * P).ravel(), minlength=3 * nb).reshape(nb, 3)
+            / cnt[:, None]
+        )
         var = sq - cen**2 + rng.uniform(0, 4.0, size=(nb, 3))  # jitter: less regular splits
         axis = np.argmax(var, axis=1)
         a_pt = axis[bid]

@@ -1,4 +1,4 @@
-"""Synthetic chest CT phantom: determinism, labels, HU per tissue, anatomy conventions, 3D coherence."""
+"""Synthetic chest CT phantom: determinism, labels, HU per tissue, anatomy, 3D coherence."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class TestGenerateSlice:
         a = generate_dataset(3, 3, size=96)
         b = generate_dataset(3, 3, size=96)
         assert a[0].shape == (3, 96, 96) and a[1].shape == (3, 96, 96) and a[2].shape == (3,)
-        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
         assert not np.array_equal(a[0][0], a[0][1])
 
     def test_context_slices_for_2_5d(self) -> None:
@@ -112,8 +112,13 @@ class TestGenerateSlice:
 class TestGenerateVolume:
     @pytest.fixture(scope="class")
     def vol(self):
-        return generate_volume(np.random.default_rng(5), shape=(24, 128, 128), spacing=(12.0, 3.0, 3.0),
-                               z_range=(0.0, 1.0), lesions=2)
+        return generate_volume(
+            np.random.default_rng(5),
+            shape=(24, 128, 128),
+            spacing=(12.0, 3.0, 3.0),
+            z_range=(0.0, 1.0),
+            lesions=2,
+        )
 
     def test_shapes_and_info(self, vol) -> None:
         hu, lab, info = vol
@@ -131,7 +136,7 @@ class TestGenerateVolume:
         area = ((lab == 1) | (lab == 2)).sum(axis=(1, 2)).astype(float)
         assert area[0] < 0.3 * area.max() and area[-1] < 0.05 * area.max()
         assert area.max() > 800  # px of 3 mm: > 72 cm^2 of lung on the largest slice
-        # no slice-to-slice jumps larger than 60 % of the maximum area (12 mm slices; the bases drop fast)
+        # no slice-to-slice jump above 60 % of the maximum area (12 mm slices: the bases drop fast)
         assert np.abs(np.diff(area)).max() < 0.6 * area.max()
         # neighbouring slices overlap: same patient, same place
         lung = (lab == 1) | (lab == 2)
@@ -144,8 +149,9 @@ class TestGenerateVolume:
         assert ((lab[big] == 1).sum() > 0) and ((lab[big] == 2).sum() > 0)
 
     def test_lesion_info_points_at_label_3(self) -> None:
-        hu, lab, info = generate_volume(np.random.default_rng(4), shape=(40, 256, 256), spacing=(5.0, 1.4, 1.4),
-                                        lesions=4)
+        hu, lab, info = generate_volume(
+            np.random.default_rng(4), shape=(40, 256, 256), spacing=(5.0, 1.4, 1.4), lesions=4
+        )
         assert len(info["lesions"]) == 4
         checked = 0
         for les in info["lesions"]:
