@@ -89,7 +89,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def start_demo(
-    win: Any, *, segment: bool = True, shape: tuple[int, int, int] | None = None, model: str = "lung"
+    win: Any,
+    *,
+    segment: bool = True,
+    shape: tuple[int, int, int] | None = None,
+    model: str = "lung",
 ) -> Any:
     """Generate (if needed) and open the demo study in ``win`` with the lung window; segment it
     once loaded when a model package is installed (the first whose name contains ``model``).

@@ -279,7 +279,9 @@ class SegmentationPanel(QWidget):
         self.progress.setValue(1 if "left" not in self.eta.text() else 0)
         self._update_buttons()
 
-    def _done(self, value: tuple[Any, dict[str, Any]], key: str, volume: Any, engine: str = "") -> None:
+    def _done(
+        self, value: tuple[Any, dict[str, Any]], key: str, volume: Any, engine: str = ""
+    ) -> None:
         res, stats = value
         names = {int(k): str(v) for k, v in res.label_names.items()}
         colors = {int(k): tuple(int(c) for c in v) for k, v in res.label_colors.items()} or {
