@@ -180,26 +180,58 @@ def test_colour_is_rgb():
     assert over[0, 0].tolist() == [100, 100, 100] and over[0, 1].tolist() == rgb[0, 1].tolist()
 
 
-def test_shipped_model_on_phantom_lesion():
-    """The shipped model's lesion evidence sits on the phantom's known lesion (a real check)."""
-    from compare_fixtures import phantom_volume, shipped_package
+@pytest.fixture(scope="module")
+def shipped_cam():
+    from compare_fixtures import shipped_package
 
     from inference.gradcam import load_cam_model
 
     pkg = shipped_package()
+    model, layer = load_cam_model(pkg)
+    return pkg, model, layer
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_shipped_model_lung_evidence_is_lateralised(shipped_cam, method):
+    """Right-lung evidence sits on the phantom's right lung, not on the left one (and vice versa)."""
+    from compare_fixtures import phantom_volume
+
+    pkg, model, layer = shipped_cam
+    vol, lab, _ = phantom_volume(seed=7, nz=5, lesions=0)
+    z = 2
+    for target, other in ((1, 2), (2, 1)):
+        heat = compute_cam_series(model, vol, pkg, target_label=target, slices=[z], method=method,
+                                  target_layer=layer)[z]
+        own = ndimage.binary_dilation(lab[z] == target, iterations=3)
+        own_ratio = heat[own].mean() / heat.mean()
+        other_ratio = heat[lab[z] == other].mean() / heat.mean()
+        assert own_ratio > 4.0 and own_ratio > 1.5 * other_ratio, (target, own_ratio, other_ratio)
+
+
+def test_shipped_model_on_phantom_lesion(shipped_cam):
+    """The shipped model's lesion evidence sits on a phantom lesion that it detects (a real check)."""
+    from compare_fixtures import phantom_volume
+
+    from inference.pipeline import segment_volume
+
+    pkg, model, layer = shipped_cam
     lesion = next((lab.value for lab in pkg.labels if "lesion" in lab.name.lower() or "nodule" in lab.name.lower()),
                   None)
     assert lesion is not None, f"no lesion label in {[lab.name for lab in pkg.labels]}"
-    vol, lab, _ = phantom_volume(seed=7, nz=5, lesions=3)
-    counts = (lab == 3).sum(axis=(1, 2))
-    if not counts.any():
-        pytest.skip("phantom placed no lesion in these slices")
-    z = int(np.argmax(counts))
-    model, layer = load_cam_model(pkg)
+    found = None
+    for seed in (7, 4, 10):
+        vol, lab, _ = phantom_volume(seed=seed, nz=5, lesions=3)
+        pred = segment_volume(vol, pkg, engine="onnx", force_domain=True, keep_probabilities=False).labels
+        hit = ((pred == lesion) & (lab == 3)).sum(axis=(1, 2))
+        if hit.max() >= 10:
+            found = (vol, lab, int(np.argmax(hit)))
+            break
+    if found is None:
+        if pkg.raw.get("validation", {}).get("provisional"):
+            pytest.skip("the provisional shipped model detects no phantom lesion yet (its held-out lesion Dice is 0)")
+        pytest.fail("the shipped model detects none of the phantom lesions in 3 volumes")
+    vol, lab, z = found
     heat = compute_cam_series(model, vol, pkg, target_label=lesion, slices=[z], target_layer=layer)[z]
-    if not heat.any():  # the model predicted no lesion on this slice: use the known lesion as the region
-        heat = compute_cam_series(model, vol, pkg, target_label=lesion, slices=[z], region=(lab == 3),
-                                  target_layer=layer)[z]
     near = ndimage.binary_dilation(lab[z] == 3, iterations=7)  # ~10 mm at 1.4 mm pixels
     assert heat.shape == lab[z].shape
     ratio = heat[near].mean() / max(float(heat.mean()), 1e-9)
