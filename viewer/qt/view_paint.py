@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 
 from viewer.state import Measurement
 
@@ -87,10 +87,18 @@ def paint_overlays(view: SliceView, p: QPainter) -> None:
     _measurements(view, p)
     A = Qt.AlignmentFlag
     t = corner_texts(view)
-    _text(p, r, A.AlignTop | A.AlignLeft, t["tl"])
-    _text(p, r, A.AlignTop | A.AlignRight, t["tr"])
-    _text(p, r, A.AlignBottom | A.AlignLeft, t["bl"])
-    _text(p, r, A.AlignBottom | A.AlignRight, t["br"])
+    fm = QFontMetrics(f)
+    room = int(r.width() * 0.42)  # corners never run into the centred orientation letters
+
+    def fit(text: str) -> str:
+        return "\n".join(
+            fm.elidedText(line, Qt.TextElideMode.ElideRight, room) for line in text.split("\n")
+        )
+
+    _text(p, r, A.AlignTop | A.AlignLeft, fit(t["tl"]))
+    _text(p, r, A.AlignTop | A.AlignRight, fit(t["tr"]))
+    _text(p, r, A.AlignBottom | A.AlignLeft, fit(t["bl"]))
+    _text(p, r, A.AlignBottom | A.AlignRight, fit(t["br"]))
     letters = view.geom.letters()
     big = QFont(f)
     big.setBold(True)
