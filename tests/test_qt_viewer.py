@@ -376,3 +376,17 @@ def test_startup_does_not_import_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_real_chest_ct(qtbot, win, shared_data):
+    """A real scan (Siemens, 8 mm, 30 slices): header window, HU of air, orientation, aspect."""
+    open_and_wait(qtbot, win, shared_data / "chest-ct-lungdx-a0002")
+    vol = win.state.volume
+    assert vol.shape[1:] == (512, 512) and vol.meta.modality == "CT"
+    assert win.state.window == (vol.meta.window_presets[0].center, vol.meta.window_presets[0].width)
+    assert int(vol.voxels[vol.shape[0] // 2, 5, 5]) < -900  # air outside the patient
+    assert win.grid.views[0].geom.letters() == {"right": "L", "left": "R", "bottom": "P", "top": "A"}
+    cor = win.grid.views[1]
+    r = cor.image_rect()
+    assert r.height() / r.width() == pytest.approx(vol.shape[0] * vol.spacing[0] / (512 * vol.spacing[2]))
+    assert any("not a DICOM" in t for t in win.browser.all_texts())  # the README/CSV files are listed
