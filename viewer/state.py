@@ -39,6 +39,7 @@ from viewer.volume import Volume
 
 __all__ = [
     "AXES",
+    "EDIT_TOOLS",
     "HeatmapLayer",
     "ImageLayer",
     "LabelLayer",
@@ -52,7 +53,9 @@ log = logging.getLogger(__name__)
 
 #: view axis → name
 AXES = ("axial", "coronal", "sagittal")
-TOOLS = ("navigate", "window", "pan", "zoom", "ruler", "rect", "ellipse")
+#: mouse tools handled by edit panels through ``ViewState.tool_handlers`` (viewer/qt/edit_tools.py)
+EDIT_TOOLS = ("brush", "eraser", "fill")
+TOOLS = ("navigate", "window", "pan", "zoom", "ruler", "rect", "ellipse", *EDIT_TOOLS)
 
 
 def cut(array: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -189,6 +192,8 @@ class ViewState:
         self.pan: list[tuple[float, float]] = [(0.0, 0.0)] * 3  # screen px
         self.layers: dict[str, Layer] = {}
         self.tool: str = "navigate"
+        #: tool name → handler with press/move/release(view, ...) and paint_cursor (SliceView forwards to it)
+        self.tool_handlers: dict[str, Any] = {}
         self.hide_identity: bool = False
         self.layout: str = "1x1"
         self.active_axis: int = 0

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from viewer.qt.actions import build_actions
 from viewer.qt.browser import StudyBrowser
+from viewer.qt.edit_actions import install_edit
 from viewer.qt.errors import ErrorPresenter
 from viewer.qt.loading import Loader
 from viewer.qt.measurements_panel import MeasurementsPanel
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.segmentation = SegmentationPanel(self)
         self.add_dock("Segmentation", self.segmentation, Qt.DockWidgetArea.RightDockWidgetArea)
         self.actions_by_name = build_actions(self)
+        self.edit = install_edit(self)  # Edit menu + dock: reader edits of the segmentation (issue 8)
         for v in self.grid.views:
             v.hovered.connect(self._show_hover)
         self.state.subscribe("cursor", self._on_cursor)
@@ -261,6 +263,9 @@ class MainWindow(QMainWindow):
             )
 
     def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
+        if not self.edit.confirm_close_all():  # unsaved reader edits: keep / discard / cancel
+            e.ignore()
+            return
         self.cine.stop()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())

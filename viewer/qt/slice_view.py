@@ -54,6 +54,7 @@ class SliceView(QWidget):
         self._preview: np.ndarray | None = None
         self.preview_text = ""
         self._drag: dict | None = None
+        self.mouse_pos: QPointF | None = None  # last hover position (edit tools draw their cursor there)
         self.show_crosshair = False
         self.setMinimumSize(120, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -201,6 +202,9 @@ class SliceView(QWidget):
             if scaled is not None:
                 p.drawImage(scaled[0], scaled[1])
         paint_overlays(self, p)
+        handler = self.state.tool_handlers.get(self.state.tool)
+        if handler is not None and self.mouse_pos is not None and self.geom is not None:
+            handler.paint_cursor(self, p, self.mouse_pos)  # e.g. the brush circle (size in mm)
         p.end()
 
     def _scaled_visible(self) -> tuple[QPointF, QImage] | None:
@@ -293,10 +297,21 @@ class SliceView(QWidget):
         elif btn == Qt.MouseButton.LeftButton and tool in ("ruler", "rect", "ellipse"):
             d["mode"] = tool
             d["p0"] = d["p1"] = self.screen_to_plane(pos)
+        elif btn == Qt.MouseButton.LeftButton and self.state.tool_handlers.get(tool) is not None:
+            # edit tools (brush, eraser, fill): the handler gets (row, col) of the unflipped plane
+            d["mode"], d["handler"] = "tool", self.state.tool_handlers[tool]
+            self._drag = d
+            d["handler"].press(self, self.axis, self.index(), self.tool_point(pos), e.modifiers())
+            return
         elif btn == Qt.MouseButton.LeftButton:
             d["mode"] = "navigate"
             self._navigate(pos)
         self._drag = d
+
+    def tool_point(self, pos: QPointF) -> tuple[float, float]:
+        """Widget position → fractional (row, col) of the plane as cut from the volume (not flipped)."""
+        row, col = self.screen_to_plane(pos)
+        return self.geom.array_rc(row), col
 
     def _navigate(self, pos: QPointF) -> None:
         v = self._voxel_at(pos)
@@ -306,7 +321,12 @@ class SliceView(QWidget):
     def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
         pos = e.position()
         self._emit_hover(pos)
+        self.mouse_pos = pos
         d = self._drag
+        if d is not None and d["mode"] == "tool":
+            d["handler"].move(self, self.tool_point(pos))
+        if self.state.tool in self.state.tool_handlers:
+            self.update()  # the brush cursor follows the mouse
         if d is None or d["mode"] is None:
             return
         dx, dy = pos.x() - d["start"].x(), pos.y() - d["start"].y()
@@ -326,6 +346,9 @@ class SliceView(QWidget):
 
     def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
         d, self._drag = self._drag, None
+        if d is not None and d["mode"] == "tool":
+            d["handler"].release(self, self.tool_point(e.position()))
+            return
         if d is None or d["mode"] not in ("ruler", "rect", "ellipse") or self.geom is None:
             return
         p0, p1 = d["p0"], self.screen_to_plane(e.position())
@@ -371,6 +394,8 @@ class SliceView(QWidget):
 
     def leaveEvent(self, _e) -> None:  # noqa: N802
         self.hovered.emit(None)
+        self.mouse_pos = None
+        self.update()
 
     def mouseDoubleClickEvent(self, _e: QMouseEvent) -> None:  # noqa: N802
         self.maximize.emit(self.axis)
