@@ -10,28 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from inference.phantom_grid import roi
 from inference.phantom_shapes import heart_field, smoothstep, spine_radius
 
 if TYPE_CHECKING:
     from inference.phantom_patient import Patient
 
-__all__ = ["roi", "abdomen", "bones", "heart_detail"]
+__all__ = ["abdomen", "bones", "heart_detail", "roi"]
 
 _F = np.float32
-
-
-def roi(g: Any, cx: float, cy: float, r: float) -> tuple[slice, slice] | None:
-    """Row/column slices of pixels within ``r`` mm of patient point (cx, cy); None if outside."""
-    a, b, c, d, e, f = g.to_px
-    col = a * cx + b * cy + c
-    row = d * cx + e * cy + f
-    rp = r / g.spacing * 1.1 + 2
-    ny, nx = g.X.shape
-    r0, r1 = int(max(0, row - rp)), int(min(ny, row + rp + 1))
-    c0, c1 = int(max(0, col - rp)), int(min(nx, col + rp + 1))
-    if r0 >= r1 or c0 >= c1:
-        return None
-    return slice(r0, r1), slice(c0, c1)
 
 
 def _bone(

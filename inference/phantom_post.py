@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from inference.phantom_render import smooth_noise
+from inference.phantom_grid import smooth_noise
 
 __all__ = ["Scanner", "sample_scanner", "apply_scanner"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["Segments", "attractor_tree", "branching_tree", "draw_segments", "concat_segments"]
+__all__ = ["Segments", "attractor_tree", "draw_segments", "concat_segments"]
 
 _SHIFT = 3  # cv2 fixed-point sub-pixel bits
 _SCALE = float(1 << _SHIFT)
@@ -70,94 +70,6 @@ def concat_segments(parts: list[Segments]) -> Segments:
         np.concatenate([p.p1 for p in parts]),
         np.concatenate([p.r for p in parts]),
         np.concatenate([p.gen for p in parts]),
-    )
-
-
-def _perp_rotate(rng: np.random.Generator, d: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotate unit vectors ``d`` [n,3] by ``angle`` [n] (rad) about random perpendicular axes."""
-    a = rng.normal(size=d.shape)
-    a -= (a * d).sum(1, keepdims=True) * d
-    a /= np.linalg.norm(a, axis=1, keepdims=True) + 1e-9
-    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
-    return d * c + a * s  # a is perpendicular to d, so this is a rotation in the (d, a) plane
-
-
-def branching_tree(
-    rng: np.random.Generator,
-    roots: np.ndarray,
-    dirs: np.ndarray,
-    lengths: np.ndarray,
-    radii: np.ndarray,
-    *,
-    depth: int = 6,
-    len_ratio: tuple[float, float] = (0.62, 0.85),
-    rad_ratio: tuple[float, float] = (0.66, 0.8),
-    angle_deg: tuple[float, float] = (18.0, 42.0),
-    gravity: np.ndarray | None = None,
-    min_radius: float = 0.35,
-) -> Segments:
-    """Grow dichotomous trees from several roots, one generation at a time (vectorised).
-
-    Parameters
-    ----------
-    rng : np.random.Generator
-        Random source.
-    roots, dirs : np.ndarray
-        [k, 3] root points (mm) and initial unit directions.
-    lengths, radii : np.ndarray
-        [k] first-segment lengths and radii (mm).
-    depth : int
-        Number of generations after the root segment.
-    gravity : np.ndarray, optional
-        [k, 3] unit vectors the branches drift towards (keeps each tree in its lung region).
-
-    Returns
-    -------
-    Segments
-        All segments, with ``gen`` = generation index.
-    """
-    p = np.asarray(roots, np.float64)
-    d = np.asarray(dirs, np.float64)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    ln = np.asarray(lengths, np.float64)
-    r = np.asarray(radii, np.float64)
-    g = None if gravity is None else np.asarray(gravity, np.float64)
-    out0, out1, outr, outg = [], [], [], []
-    for gen in range(depth + 1):
-        q = p + d * ln[:, None]
-        out0.append(p)
-        out1.append(q)
-        outr.append(r)
-        outg.append(np.full(len(r), gen))
-        keep = r * rad_ratio[1] >= min_radius
-        if gen == depth or not keep.any():
-            break
-        p, d, ln, r = q[keep], d[keep], ln[keep], r[keep]
-        if g is not None:
-            g = g[keep]
-        n = len(r)
-        # two children with asymmetric angles; the major child keeps more of the direction
-        ang = np.deg2rad(rng.uniform(*angle_deg, size=(2, n)))
-        ang[1] *= rng.uniform(0.4, 1.0, size=n)
-        d1 = _perp_rotate(rng, d, ang[0])
-        d2 = _perp_rotate(rng, d, -ang[1])
-        dn = np.concatenate([d1, d2])
-        if g is not None:
-            gg = np.concatenate([g, g])
-            dn = dn + 0.25 * gg
-            g = gg
-        dn /= np.linalg.norm(dn, axis=1, keepdims=True)
-        p = np.concatenate([p, p])
-        ln = np.concatenate([ln, ln]) * rng.uniform(*len_ratio, size=2 * n)
-        r = np.concatenate(
-            [
-                r * rng.uniform(*rad_ratio, size=n),
-                r * rng.uniform(rad_ratio[0] - 0.08, rad_ratio[1], size=n),
-            ]
-        )
-        d = dn
-    return Segments(
-        np.concatenate(out0), np.concatenate(out1), np.concatenate(outr), np.concatenate(outg)
     )
 
 
