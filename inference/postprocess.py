@@ -59,15 +59,14 @@ def resolve_settings(package_defaults: dict[str, Any] | None, overrides: dict[st
 
 
 def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Bounding box of ``mask`` [z, y, x] as slices, None when empty (3 cheap projections)."""
-    out = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        nz = np.flatnonzero(mask.any(axis=other))
-        if nz.size == 0:
-            return None
-        out.append(slice(int(nz[0]), int(nz[-1]) + 1))
-    return tuple(out)
+    """Bounding box of a boolean [z, y, x] mask as slices; None when empty."""
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    if zs.size == 0:
+        return None
+    sub = mask[zs[0] : zs[-1] + 1]
+    ys = np.flatnonzero(sub.any(axis=(0, 2)))
+    xs = np.flatnonzero(sub.any(axis=(0, 1)))
+    return slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
 
 
 _FULL3 = ndimage.generate_binary_structure(3, 3)

@@ -29,6 +29,17 @@ MAX_COMPONENTS = 200
 _CHUNK = 32  # slices per chunk for the HU sums (bounds float64 temporaries to ~70 MB at 512²)
 
 
+def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Bounding box of a boolean [z, y, x] mask as slices; None when empty."""
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    if zs.size == 0:
+        return None
+    sub = mask[zs[0] : zs[-1] + 1]
+    ys = np.flatnonzero(sub.any(axis=(0, 2)))
+    xs = np.flatnonzero(sub.any(axis=(0, 1)))
+    return slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+
+
 def lesion_labels_from_names(names: Mapping[int, str]) -> list[int]:
     """Label values whose name says lesion / nodule / mass / tumour."""
     return sorted(int(v) for v, n in names.items() if int(v) != 0 and any(w in n.lower() for w in _LESION_WORDS))
@@ -113,17 +124,21 @@ def lesion_components(
     ``centroid_slice`` (rounded z), ``z_range`` [first, last] slice and ``hu_mean`` when ``hu``
     is given. Sizes, centroids and means come from one pass over the label's voxels.
     """
-    mask = labels == value
-    comp, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 3))
-    if n == 0:
+    full = labels == value
+    box = _bbox(full)
+    if box is None:  # labelling an empty 300 x 512² mask still costs seconds
         return [], 0
+    mask = full[box]
+    off = [b.start for b in box]
+    comp, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 3))
     pos = np.nonzero(mask)
     ids = comp[pos]
     sizes = np.bincount(ids, minlength=n + 1).astype(np.float64)
-    cent = [np.bincount(ids, weights=p, minlength=n + 1) / np.maximum(sizes, 1) for p in pos]
+    cent = [np.bincount(ids, weights=p, minlength=n + 1) / np.maximum(sizes, 1) + o for p, o in zip(pos, off, strict=True)]
     hu_mean = None
     if hu is not None:
-        hu_mean = np.bincount(ids, weights=hu[pos].astype(np.float64), minlength=n + 1) / np.maximum(sizes, 1)
+        hu_vals = hu[box][pos].astype(np.float64)
+        hu_mean = np.bincount(ids, weights=hu_vals, minlength=n + 1) / np.maximum(sizes, 1)
     order = np.argsort(-sizes[1:], kind="stable")[:max_components] + 1
     objects = ndimage.find_objects(comp)
     sz, sy, sx = spacing
@@ -136,11 +151,11 @@ def lesion_components(
         diam, ends = feret_diameter_mm(sub[k], (sy, sx))
         entry = {
             "id": rank, "voxels": int(sizes[i]), "volume_ml": round(float(sizes[i]) * voxel_ml, 4),
-            "longest_axial_diameter_mm": round(diam, 2), "slice_index": int(sl[0].start + k),
-            "diameter_endpoints_yx": [[y + sl[1].start, x + sl[2].start] for y, x in ends],
+            "longest_axial_diameter_mm": round(diam, 2), "slice_index": int(off[0] + sl[0].start + k),
+            "diameter_endpoints_yx": [[y + off[1] + sl[1].start, x + off[2] + sl[2].start] for y, x in ends],
             "centroid_zyx": [round(float(c[i]), 2) for c in cent],
             "centroid_slice": int(round(float(cent[0][i]))),
-            "z_range": [int(sl[0].start), int(sl[0].stop - 1)],
+            "z_range": [int(off[0] + sl[0].start), int(off[0] + sl[0].stop - 1)],
         }
         if hu_mean is not None:
             entry["hu_mean"] = round(float(hu_mean[i]), 2)
