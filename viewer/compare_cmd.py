@@ -90,13 +90,16 @@ def _caption(width: int, text: str) -> np.ndarray:
 
 
 def difference_figure(result: Any, colors: dict[int, tuple[int, int, int]], *, min_height: int = 256) -> np.ndarray:
-    """RGB figure of the worst slice: A's mask | B's mask | difference map, each with a caption."""
+    """RGB figure of the worst slice: A's mask | B's mask | difference map (over a dimmed slice)."""
+    from inference.compare_metrics import difference_rgb
+
     pair, z = result.worst
     gray = result.image[z]
     panels = [
         (_label_overlay(gray, result.labels[pair.a][z], colors), f"A: {pair.a}"),
         (_label_overlay(gray, result.labels[pair.b][z], colors), f"B: {pair.b}"),
-        (result.difference_rgb(z, pair.a, pair.b), f"{int(pair.slice_flips[z])} px differ"),
+        (difference_rgb(result.labels[pair.a][z], result.labels[pair.b][z], (gray // 3).astype(np.uint8)),
+         f"{int(pair.slice_flips[z])} px differ"),
     ]
     scale = max(1, int(np.ceil(min_height / max(gray.shape[0], 1))))
     cols = []
@@ -106,7 +109,8 @@ def difference_figure(result: Any, colors: dict[int, tuple[int, int, int]], *, m
         cols.append(np.vstack([_caption(img.shape[1], text), img]))
     sep = np.full((cols[0].shape[0], 4, 3), 40, np.uint8)
     fig = np.hstack([cols[0], sep, cols[1], sep, cols[2]])
-    title = (f"slice {result.to_original_z(z)} (model grid {z}); Dice {pair.slice_dice[z]:.4f}; "
+    orig = result.to_original_z(z)
+    title = (f"slice {orig + 1}/{result.image.shape[0]} (index {orig}); slice Dice {pair.slice_dice[z]:.4f}; "
              f"{'PASS' if pair.passed else 'FAIL'} (min Dice {pair.min_dice:.5f} vs {pair.threshold})")
     legend = "orange: only A   azure: only B   magenta: label swapped"
     return np.vstack([_caption(fig.shape[1], title), fig, _caption(fig.shape[1], legend)])
