@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> str:
             clear_engine_cache()
             with PeakRSS() as mem:
                 t0 = time.perf_counter()
-                res = segment_volume(vol, pkg, engine=kind, threads=args.threads, batch_size=args.batch)
+                res = segment_volume(vol, pkg, engine=kind, threads=args.threads, batch_size=args.batch,
+                                     keep_probabilities=args.probabilities)
                 t1 = time.perf_counter()
                 stats = segment_statistics(res.labels, vol.voxels, vol.spacing, label_names=res.label_names)
                 t2 = time.perf_counter()
@@ -119,7 +120,8 @@ def run(args: argparse.Namespace) -> str:
         "",
         f"{args.slices} slices x {args.size}² ({vol.spacing[1]:.2f} mm pixels) CT series, DICOM on disk → labels.nii.gz"
         f" + statistics; model `{pkg.name}` {pkg.version} (input {pkg.input.inplane_policy} "
-        f"{pkg.input.spacing_mm or pkg.input.size}), {args.threads} intra-op threads, batch {args.batch}. "
+        f"{pkg.input.spacing_mm or pkg.input.size}), {args.threads} intra-op threads, batch {args.batch}, "
+        f"probabilities {'kept (GUI path)' if args.probabilities else 'not kept (CLI path)'}. "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run, onnxruntime {ort.__version__}, "
         f"{platform.python_implementation()} {platform.python_version()}. Target: ONNX end to end ≤ 10 s on 2 cores.",
         "",
@@ -134,8 +136,9 @@ def run(args: argparse.Namespace) -> str:
             f"| {tm['inference']:.2f} | {tm['resample_back']:.2f} | {tm['postprocess']:.2f} | {r.stats:.2f} "
             f"| {r.write:.2f} | {r.per_slice:.1f} | {r.mem:.0f} | {r.lungs:.0f} |"
         )
-    lines += ["", "Peak RSS is above the process level just before the run (volume already loaded; it includes "
-              "the uint8 probabilities, K x 300 x 512² bytes, and for torch its import). The load is shared by "
+    lines += ["", "Peak RSS is above the process level just before the run (volume already loaded; with "
+              "--probabilities it includes the uint8 probabilities, K x 300 x 512² bytes; for torch its import). "
+              "The load is shared by "
               "all engines and counted in each end-to-end figure. The machine is shared (2 cores): compare "
               "ratios, not absolutes.", ""]
     return "\n".join(lines)
@@ -149,6 +152,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--engines", default="onnx,onnx-int8,torch")
+    ap.add_argument("--probabilities", action="store_true",
+                    help="also keep uint8 probabilities (the GUI path; the CLI does not)")
     ap.add_argument("--no-write", action="store_true", help="do not write docs/bench/segment.md")
     args = ap.parse_args()
     md = run(args)

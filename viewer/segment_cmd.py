@@ -133,7 +133,7 @@ def segment_one(stack: Any, package: Any, args: argparse.Namespace, out: Path) -
     bar = ProgressBar("segment")
     try:
         result = segment_volume(vol, package, engine=args.engine, provider=args.provider, threads=args.threads,
-                                progress=bar, force_domain=bool(args.force))
+                                progress=bar, force_domain=bool(args.force), keep_probabilities=False)
     finally:
         bar.close()
     t1 = time.perf_counter()
