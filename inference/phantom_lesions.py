@@ -37,12 +37,18 @@ def place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float]
         )
         Xs, Ys = g.X[sub], g.Y[sub]
         lung = lung_predicate(p, Xs, Ys, z)
-        if lung.sum() < 8:
-            continue
+        step = g.spacing * (2 if Xs.shape != g.X.shape else 1)
         les = sample_lesion(rng, np.zeros(3))
+        # centres need lung around them (about half the radius, up to 8 mm): no lesions smeared
+        # along the thin basal crescents, where partial volume of the domes already looks dense
+        depth = min(0.5 * les.blob.radius, 8.0)
+        k3 = np.ones((3, 3), np.uint8)
+        core = cv2.erode(lung.view(np.uint8), k3, iterations=max(1, int(round(depth / step)))) > 0
+        if core.sum() < 5:
+            continue
         mode = rng.random()
         c = None
-        if 0.3 <= mode < 0.55:
+        if 0.3 <= mode < 0.55:  # juxtavascular
             q = _vessel_point(p, rng, z)
             if q is not None:
                 ang = rng.uniform(0, 2 * np.pi)
@@ -50,14 +56,10 @@ def place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float]
                 if not lung_predicate(p, np.array([c[0]]), np.array([c[1]]), c[2])[0]:
                     c = None
         if c is None:
-            cand = lung
-            if mode < 0.3:
-                step = g.spacing * (2 if Xs.shape != g.X.shape else 1)
-                er = cv2.erode(
-                    lung.view(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, int(3 / step))
-                )
-                edge = lung & (er == 0)
-                cand = edge if edge.sum() > 5 else lung
+            cand = core
+            if mode < 0.3:  # juxtapleural: on the rim of the core, so the blob reaches the pleura
+                edge = core & ~(cv2.erode(core.view(np.uint8), k3, iterations=1) > 0)
+                cand = edge if edge.sum() > 3 else core
             j = int(rng.choice(np.flatnonzero(cand.ravel())))
             c = np.array([Xs.ravel()[j], Ys.ravel()[j], z + rng.uniform(-3, 3)])
         shift = np.asarray(c, np.float32) - les.blob.centre
