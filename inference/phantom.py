@@ -202,6 +202,8 @@ def generate_slice(
     length = float(rng.uniform(290, 370))
     p = sample_patient(rng, length=length, z_focus=zf * length, **cfg.patient_kwargs())
     sc = sample_scanner(rng, spacing_mm)
+    if zf < 0.15 and p.arms_down:  # photon starvation between the shoulders
+        sc.streaks = max(sc.streaks, float(rng.uniform(10, 50)))
     off = rng.uniform(-cfg.offset_mm, cfg.offset_mm, 2)
     off[1] *= 0.5
     g = make_grid(
