@@ -18,7 +18,10 @@ from viewer.state import LabelLayer
 
 pytestmark = pytest.mark.timeout(60)
 
-SQUARE = (slice(20, 40), slice(30, 50))  # the phantom's 100 HU square on every slice (rows y, cols x)
+SQUARE = (
+    slice(20, 40),
+    slice(30, 50),
+)  # the phantom's 100 HU square on every slice (rows y, cols x)
 
 
 @pytest.fixture
@@ -33,7 +36,9 @@ def win(qtbot, tmp_path):
     # what the segmentation dock does with a result: an "AI" label map covering the square
     ai = np.zeros(SHAPE, np.uint8)
     ai[(slice(None), *SQUARE)] = 1
-    w.state.set_layer(LabelLayer(SEG_LAYER, ai, {1: (255, 0, 0)}, names={0: "background", 1: "lesion"}))
+    w.state.set_layer(
+        LabelLayer(SEG_LAYER, ai, {1: (255, 0, 0)}, names={0: "background", 1: "lesion"})
+    )
     qtbot.waitUntil(lambda: w.edit_panel.label_box.count() == 1)
     yield w
     w.edit.prompter.answers["close"] = "Discard edits"
@@ -48,7 +53,11 @@ def disk(shape, center, r_mm, spacing, p1=None):
     a = np.asarray(center, float)
     b = a if p1 is None else np.asarray(p1, float)
     d = b - a
-    t = np.zeros_like(rr) if not d.any() else np.clip(((rr - a[0]) * d[0] + (cc - a[1]) * d[1]) / (d @ d), 0, 1)
+    t = (
+        np.zeros_like(rr)
+        if not d.any()
+        else np.clip(((rr - a[0]) * d[0] + (cc - a[1]) * d[1]) / (d @ d), 0, 1)
+    )
     dy, dx = (rr - a[0] - t * d[0]) * spacing[0], (cc - a[1] - t * d[1]) * spacing[1]
     return dy**2 + dx**2 <= r_mm**2
 
@@ -100,7 +109,9 @@ def test_brush_on_coronal_mpr_view(qtbot, win):
     expected = disk((SHAPE[0], SHAPE[2]), (zc, xc), 4.4, (SPACING[0], SPACING[2]))
     diff = changed(w)
     assert np.array_equal(diff[:, y, :], expected) and diff.sum() == expected.sum()
-    assert expected.sum(axis=1).max() == 11 and expected.any(axis=1).sum() == 3  # ellipse: 3 rows, 11 cols
+    assert (
+        expected.sum(axis=1).max() == 11 and expected.any(axis=1).sum() == 3
+    )  # ellipse: 3 rows, 11 cols
 
 
 def test_eraser_undo_redo_shortcuts_and_provenance(qtbot, win):
@@ -130,7 +141,10 @@ def test_eraser_undo_redo_shortcuts_and_provenance(qtbot, win):
     ml = float(np.prod(SPACING)) / 1000.0
     ai_ml = 20 * 20 * SHAPE[0] * ml
     final_ml = ai_ml + (added.sum() - removed.sum()) * ml
-    assert panel.table.item(0, 1).text() == f"{ai_ml:.2f}" and panel.table.item(0, 2).text() == f"{final_ml:.2f}"
+    assert (
+        panel.table.item(0, 1).text() == f"{ai_ml:.2f}"
+        and panel.table.item(0, 2).text() == f"{final_ml:.2f}"
+    )
     # provenance overlay: added green, removed red, AI blue
     panel.provenance.setChecked(True)
     assert w.state.layers[PROV_LAYER].visible and not w.state.layers[EDIT_LAYER].visible
@@ -150,7 +164,9 @@ def test_eraser_undo_redo_shortcuts_and_provenance(qtbot, win):
     assert not w.actions_by_name["undo"].isEnabled()
     qtbot.keyClick(v, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
     assert np.array_equal(changed(w)[z], removed)
-    qtbot.keyClick(v, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(
+        v, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    )
     assert np.array_equal(seg.current, after)
     assert w.errors.records == []
 
@@ -210,7 +226,10 @@ def test_add_label_fill_islands_clear_and_review(qtbot, win):
     w.edit_panel.clear_label()
     assert (seg.current == 2).any()
     w.edit_panel.clear_label()
-    assert not (seg.current == 2).any() and [r.answer for r in p.records if r.kind == "clear"] == ["Cancel", "Clear"]
+    assert not (seg.current == 2).any() and [r.answer for r in p.records if r.kind == "clear"] == [
+        "Cancel",
+        "Clear",
+    ]
     # accept / reject per label and the review state go to the engine
     review = w.edit_panel.review
     review.refresh()

@@ -76,7 +76,10 @@ def test_autosave_and_close_asks(qtbot, tmp_path, threads):
     assert rec.kind == "close" and rec.answer == "Cancel" and "not exported" in rec.text
     w.close()
     assert not w.isVisible() and not w.edit.sessions
-    assert [r.answer for r in w.edit.prompter.records if r.kind == "close"] == ["Cancel", "Keep for later"]
+    assert [r.answer for r in w.edit.prompter.records if r.kind == "close"] == [
+        "Cancel",
+        "Keep for later",
+    ]
     assert find_restorable(ident) is not None  # kept for later
 
 
@@ -105,8 +108,9 @@ def test_restore_offer_after_a_crash(qtbot, tmp_path, threads):
     series = write_phantom(tmp_path / "s")
     # what a killed viewer leaves behind: the autosave of a session that was never closed
     vol = load_path(series)
-    crashed = EditSession.start(vol, ai_map(), [{"value": 1, "name": "lesion", "color": [255, 0, 0]}],
-                                reader="Dr Crash")
+    crashed = EditSession.start(
+        vol, ai_map(), [{"value": 1, "name": "lesion", "color": [255, 0, 0]}], reader="Dr Crash"
+    )
     crashed.seg.paint(0, 6, (5.0, 5.0), (5.0, 15.0), label=1, size_mm=3.0)
     crashed.seg.erase(0, 6, (30.0, 40.0), size_mm=4.0)
     crashed.seg.add_label("nodule", (0, 255, 0))
@@ -125,11 +129,17 @@ def test_restore_offer_after_a_crash(qtbot, tmp_path, threads):
         assert np.array_equal(seg.current, edited) and np.array_equal(seg.ai, ai_map())
         assert seg.labels[2].name == "nodule" and seg.reader == "Dr Crash"
         assert w.state.layers[EDIT_LAYER].labels is seg.current
-        assert w.edit.seg.provenance_counts()["added"] > 0 and w.edit.seg.provenance_counts()["removed"] > 0
+        assert (
+            w.edit.seg.provenance_counts()["added"] > 0
+            and w.edit.seg.provenance_counts()["removed"] > 0
+        )
         # a different series is not offered those edits
         other = write_phantom(tmp_path / "o", series_description="Other", series_number=2)
         open_series(qtbot, w, other, with_result=False)
-        assert len([r for r in w.edit.prompter.records if r.kind == "restore"]) == 1 and w.edit.seg is None
+        assert (
+            len([r for r in w.edit.prompter.records if r.kind == "restore"]) == 1
+            and w.edit.seg is None
+        )
     finally:
         w.edit.prompter.answers["close"] = "Keep for later"
         w.close()
@@ -149,7 +159,9 @@ def test_not_now_keeps_the_autosave_and_discard_deletes_it(qtbot, tmp_path, thre
         assert w.edit.seg is None and find_restorable(ident) is not None
         assert w.state.layers[SEG_LAYER].visible  # the AI result is shown unchanged
         paint_dab(w, 50, 70)  # the first edit asks again: discard, then edit the AI result
-        assert find_restorable(ident) is None or find_restorable(ident).revision == w.edit.seg.revision
+        assert (
+            find_restorable(ident) is None or find_restorable(ident).revision == w.edit.seg.revision
+        )
         seg = w.edit.seg
         assert seg is not None and not w.edit.session.restored
         assert seg.current[6, 5, 5] == 0 and seg.current[w.state.cursor[0], 50, 70] == 1
@@ -159,7 +171,10 @@ def test_not_now_keeps_the_autosave_and_discard_deletes_it(qtbot, tmp_path, thre
 
 
 def test_edits_are_kept_per_series(qtbot, tmp_path, threads):
-    a, b = write_phantom(tmp_path / "a"), write_phantom(tmp_path / "b", series_description="B", series_number=2)
+    a, b = (
+        write_phantom(tmp_path / "a"),
+        write_phantom(tmp_path / "b", series_description="B", series_number=2),
+    )
     w = new_window(qtbot)
     try:
         open_series(qtbot, w, a)

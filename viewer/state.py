@@ -192,7 +192,7 @@ class ViewState:
         self.pan: list[tuple[float, float]] = [(0.0, 0.0)] * 3  # screen px
         self.layers: dict[str, Layer] = {}
         self.tool: str = "navigate"
-        #: tool name → handler with press/move/release(view, ...) and paint_cursor (SliceView forwards to it)
+        #: tool name → handler (press/move/release/paint_cursor) that the slice views forward to
         self.tool_handlers: dict[str, Any] = {}
         self.hide_identity: bool = False
         self.layout: str = "1x1"

@@ -28,8 +28,15 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["install_edit"]
 
 
-def _action(win: MainWindow, name: str, text: str, slot: Any, keys: tuple[str, ...] = (), *,
-            checkable: bool = False) -> QAction:
+def _action(
+    win: MainWindow,
+    name: str,
+    text: str,
+    slot: Any,
+    keys: tuple[str, ...] = (),
+    *,
+    checkable: bool = False,
+) -> QAction:
     a = QAction(text, win)
     a.setObjectName(f"action_{name}")
     if keys:
@@ -59,11 +66,18 @@ def install_edit(win: MainWindow) -> EditController:
     menu.addSeparator()
     nav = win.actions_by_name.get("tool_navigate")
     group = nav.actionGroup() if nav is not None else None
-    for tool, text, key in (("brush", "&Brush", "Shift+B"), ("eraser", "&Eraser", "Shift+E"),
-                            ("fill", "&Fill closed region", "Shift+F")):
-        a = _action(win, f"tool_{tool}", text, lambda t=tool: st.set_tool(t), (key,), checkable=True)
+    for tool, text, key in (
+        ("brush", "&Brush", "Shift+B"),
+        ("eraser", "&Eraser", "Shift+E"),
+        ("fill", "&Fill closed region", "Shift+F"),
+    ):
+        a = _action(
+            win, f"tool_{tool}", text, lambda t=tool: st.set_tool(t), (key,), checkable=True
+        )
         if group is not None:
-            group.addAction(a)  # exclusive with navigate / ruler / ...; actions.py checks tool_<name>
+            group.addAction(
+                a
+            )  # exclusive with navigate / ruler / ...; actions.py checks tool_<name>
         menu.addAction(a)
     menu.addSeparator()
     win.edit = ctrl
@@ -71,7 +85,9 @@ def install_edit(win: MainWindow) -> EditController:
     win.edit_panel = panel
     menu.addAction(_action(win, "edit_add_label", "&Add label…", panel.add_label))
     menu.addAction(_action(win, "edit_start", "&Start editing this series", ctrl.start_editing))
-    menu.addAction(_action(win, "edit_close", "&Close edits of this series…", ctrl.close_series_edits))
+    menu.addAction(
+        _action(win, "edit_close", "&Close edits of this series…", ctrl.close_series_edits)
+    )
 
     def update_undo(*_: Any) -> None:
         seg = ctrl.seg

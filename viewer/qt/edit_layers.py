@@ -16,15 +16,28 @@ import numpy as np
 
 from viewer.display import LabelPlane, pack_palette
 from viewer.masks import EditableSegmentation
-from viewer.state import Layer, LabelLayer, cut
+from viewer.state import LabelLayer, Layer, cut
 
-__all__ = ["EDIT_LAYER", "PROV_CLASSES", "PROV_COLORS", "PROV_LAYER", "ProvenanceLayer", "edit_layer",
-           "provenance_display_codes", "sync_edit_layer"]
+__all__ = [
+    "EDIT_LAYER",
+    "PROV_CLASSES",
+    "PROV_COLORS",
+    "PROV_LAYER",
+    "ProvenanceLayer",
+    "edit_layer",
+    "provenance_display_codes",
+    "sync_edit_layer",
+]
 
 EDIT_LAYER = "edits"
 PROV_LAYER = "provenance"
 #: display code → (name, RGB); code 0 (background as the AI proposed) is transparent
-PROV_CLASSES = {1: "as AI proposed", 2: "added by reader", 3: "removed by reader", 4: "relabelled by reader"}
+PROV_CLASSES = {
+    1: "as AI proposed",
+    2: "added by reader",
+    3: "removed by reader",
+    4: "relabelled by reader",
+}
 PROV_COLORS: dict[int, tuple[int, int, int]] = {
     1: (70, 130, 255),  # AI: blue
     2: (40, 220, 60),  # added: green
@@ -35,7 +48,7 @@ PROV_COLORS: dict[int, tuple[int, int, int]] = {
 
 def provenance_display_codes(prov: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Display codes (:data:`PROV_CLASSES`) of one plane from ``Provenance`` codes and the edited
-    labels: labelled voxels as the AI proposed → 1, added → 2, removed → 3, relabelled → 4, else 0."""
+    labels: labelled as the AI proposed → 1, added → 2, removed → 3, relabelled → 4, else 0."""
     return np.where(prov > 0, prov + np.uint8(1), (current != 0).astype(np.uint8)).astype(np.uint8)
 
 
@@ -65,7 +78,9 @@ class ProvenanceLayer(Layer):
             return None
         index = int(np.clip(index, 0, self.seg.shape[axis] - 1))
         with self.seg.lock:
-            codes = provenance_display_codes(self.seg.provenance_plane(axis, index), cut(self.seg.current, axis, index))
+            codes = provenance_display_codes(
+                self.seg.provenance_plane(axis, index), cut(self.seg.current, axis, index)
+            )
         return LabelPlane(codes, self.palette(), self.opacity, self.outline)
 
 
@@ -76,7 +91,9 @@ def edit_layer(seg: EditableSegmentation, template: LabelLayer | None = None) ->
     return layer
 
 
-def sync_edit_layer(layer: LabelLayer, seg: EditableSegmentation, template: LabelLayer | None = None) -> None:
+def sync_edit_layer(
+    layer: LabelLayer, seg: EditableSegmentation, template: LabelLayer | None = None
+) -> None:
     """Bring colours / names from the label table, and opacity / outline / hidden labels from the
     segmentation result's layer (so the segmentation dock's overlay controls keep working)."""
     layer.labels = seg.current

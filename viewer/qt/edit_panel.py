@@ -43,8 +43,20 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["EditPanel", "TOOL_BUTTONS"]
 
 log = logging.getLogger(__name__)
-TOOL_BUTTONS = (("navigate", "Navigate"), ("brush", "Brush"), ("eraser", "Eraser"), ("fill", "Fill"))
-NEW_LABEL_COLORS = ((255, 0, 255), (0, 255, 255), (255, 128, 0), (128, 255, 0), (0, 128, 255), (255, 255, 0))
+TOOL_BUTTONS = (
+    ("navigate", "Navigate"),
+    ("brush", "Brush"),
+    ("eraser", "Eraser"),
+    ("fill", "Fill"),
+)
+NEW_LABEL_COLORS = (
+    (255, 0, 255),
+    (0, 255, 255),
+    (255, 128, 0),
+    (128, 255, 0),
+    (0, 128, 255),
+    (255, 255, 0),
+)
 
 
 def _swatch(rgb: tuple[int, int, int]) -> QIcon:
@@ -197,25 +209,47 @@ class EditPanel(QWidget):
             self.status.setText("Open a series to edit its segmentation.")
         elif editing:
             s = self.ctrl.session
-            how = "restored autosave" if s.restored else ("AI result" if self.ctrl.result_layer() else "empty map")
-            self.status.setText(f"Editing ({how}). Undo Ctrl+Z, redo Ctrl+Shift+Z. Edits are autosaved.")
+            how = (
+                "restored autosave"
+                if s.restored
+                else ("AI result" if self.ctrl.result_layer() else "empty map")
+            )
+            self.status.setText(
+                f"Editing ({how}). Undo Ctrl+Z, redo Ctrl+Shift+Z. Edits are autosaved."
+            )
         elif self.ctrl.result_layer() is not None:
-            self.status.setText("Choose a label and a tool: the first edit starts editing the shown AI result "
-                                "(as thresholded now).")
+            self.status.setText(
+                "Choose a label and a tool: the first edit starts editing the shown AI result "
+                "(as thresholded now)."
+            )
         else:
-            self.status.setText("No segmentation yet: run one, or press Start editing to draw from scratch.")
+            self.status.setText(
+                "No segmentation yet: run one, or press Start editing to draw from scratch."
+            )
         self.start_button.setEnabled(vol is not None and not editing)
         self.close_button.setEnabled(editing)
-        for w in (self.add_label_button, self.label_box, self.remove_islands_button, self.keep_largest_button,
-                  self.clear_button):
+        for w in (
+            self.add_label_button,
+            self.label_box,
+            self.remove_islands_button,
+            self.keep_largest_button,
+            self.clear_button,
+        ):
             w.setEnabled(vol is not None)
         # before the first edit the chooser lists the shown result's labels (editing starts on use)
         if seg is not None:
             labels = {v: (info.name, info.color) for v, info in seg.labels.items()}
         else:
             res = self.ctrl.result_layer()
-            labels = {} if res is None else {v: (res.names.get(v, f"label {v}"), c)
-                                            for v, c in sorted(res.colors.items()) if v != 0}
+            labels = (
+                {}
+                if res is None
+                else {
+                    v: (res.names.get(v, f"label {v}"), c)
+                    for v, c in sorted(res.colors.items())
+                    if v != 0
+                }
+            )
         self.label_box.blockSignals(True)
         self.label_box.clear()
         for v, (name, color) in labels.items():
@@ -280,7 +314,11 @@ class EditPanel(QWidget):
         if not name or not name.strip():
             return None
         n_reader = sum(1 for i in seg.labels.values() if i.source == "reader")
-        color = p.color("label_color", "Colour of the new label", NEW_LABEL_COLORS[n_reader % len(NEW_LABEL_COLORS)])
+        color = p.color(
+            "label_color",
+            "Colour of the new label",
+            NEW_LABEL_COLORS[n_reader % len(NEW_LABEL_COLORS)],
+        )
         if color is None:
             return None
         try:
@@ -309,8 +347,12 @@ class EditPanel(QWidget):
 
         def fn(progress: Any = None, cancel: Any = None) -> Any:
             if keep_largest:
-                return seg.keep_largest_island(label, axis=axis, index=index, progress=progress, cancel=cancel)
-            return seg.remove_small_islands(label, min_size, axis=axis, index=index, progress=progress, cancel=cancel)
+                return seg.keep_largest_island(
+                    label, axis=axis, index=index, progress=progress, cancel=cancel
+                )
+            return seg.remove_small_islands(
+                label, min_size, axis=axis, index=index, progress=progress, cancel=cancel
+            )
 
         if axis is not None:
             try:
@@ -319,11 +361,13 @@ class EditPanel(QWidget):
                 self.ctrl.win.errors.present(exc, title="Islands")
             return None
         self.job = job = self.ctrl.win.runner.submit(fn, name="edit islands", key="edit_islands")
-        job.error.connect(lambda exc, tb: self.ctrl.win.errors.present(exc, title="Islands", details=tb))
+        job.error.connect(
+            lambda exc, tb: self.ctrl.win.errors.present(exc, title="Islands", details=tb)
+        )
         return job
 
     def clear_label(self) -> None:
-        """Clear the active label on the active view's slice, or (after confirming) the whole series."""
+        """Clear the active label on the active view's slice, or (confirmed) in the whole series."""
         seg, label = self.ctrl.ensure_seg(), self.ctrl.options.label
         if seg is None or label is None:
             return
@@ -331,8 +375,13 @@ class EditPanel(QWidget):
         name = seg.labels[label].name
         if axis is None:
             ans = self.ctrl.prompter.choose(
-                "clear", "Clear label", f"Remove {name!r} from the whole series? (Undo brings it back.)",
-                ["Clear", "Cancel"], default="Clear", escape="Cancel")
+                "clear",
+                "Clear label",
+                f"Remove {name!r} from the whole series? (Undo brings it back.)",
+                ["Clear", "Cancel"],
+                default="Clear",
+                escape="Cancel",
+            )
             if ans != "Clear":
                 return
         seg.clear_label(label, axis=axis, index=index)

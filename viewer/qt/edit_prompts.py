@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PromptRecord:
-    """One question: its kind (``"restore"``, ``"close"``, ``"label_name"`` ...), texts and answer."""
+    """One question: its kind (``"restore"``, ``"close"``, ``"label_name"`` ...) and answer."""
 
     kind: str
     title: str
@@ -59,14 +59,24 @@ class Prompter(QObject):
         self.asked.emit(rec)
         return answer
 
-    def choose(self, kind: str, title: str, text: str, choices: Sequence[str], *, default: str,
-               escape: str | None = None) -> str:
+    def choose(
+        self,
+        kind: str,
+        title: str,
+        text: str,
+        choices: Sequence[str],
+        *,
+        default: str,
+        escape: str | None = None,
+    ) -> str:
         """One of ``choices`` (button texts). ``default`` is the default button (and the recorded
         answer when none is set); ``escape`` the answer to Esc / closing the box (default: last)."""
         if self.recording:
             answer = self._recorded(kind, default)
             if answer not in choices:
-                raise ValueError(f"recorded answer {answer!r} for {kind!r} is not one of {list(choices)}")
+                raise ValueError(
+                    f"recorded answer {answer!r} for {kind!r} is not one of {list(choices)}"
+                )
             return self._record(kind, title, text, choices, answer)
         box = QMessageBox(self.parent_widget)
         box.setIcon(QMessageBox.Icon.Question)
@@ -74,7 +84,11 @@ class Prompter(QObject):
         box.setText(text)
         buttons = {}
         for c in choices:
-            role = QMessageBox.ButtonRole.RejectRole if c == (escape or choices[-1]) else QMessageBox.ButtonRole.AcceptRole
+            role = (
+                QMessageBox.ButtonRole.RejectRole
+                if c == (escape or choices[-1])
+                else QMessageBox.ButtonRole.AcceptRole
+            )
             buttons[box.addButton(c, role)] = c
             if c == default:
                 box.setDefaultButton(list(buttons)[-1])
@@ -89,7 +103,9 @@ class Prompter(QObject):
         value, ok = QInputDialog.getText(self.parent_widget, title, label, text=default)
         return self._record(kind, title, label, [], value if ok else None)
 
-    def color(self, kind: str, title: str, initial: tuple[int, int, int]) -> tuple[int, int, int] | None:
+    def color(
+        self, kind: str, title: str, initial: tuple[int, int, int]
+    ) -> tuple[int, int, int] | None:
         """An RGB colour, or None when cancelled."""
         if self.recording:
             return self._record(kind, title, "", [], self._recorded(kind, initial))

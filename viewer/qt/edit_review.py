@@ -1,5 +1,5 @@
-"""Review part of the edit dock: AI vs final volume per label, accept / reject, review state, reader,
-and the provenance overlay toggle with its colour legend.
+"""Review part of the edit dock: AI vs final volume per label, accept / reject, review state,
+reader, and the provenance overlay toggle with its colour legend.
 
 The statistics come from ``seg.label_stats()`` / ``seg.provenance_counts()`` (kept up to date
 incrementally by the engine: microseconds), refreshed at most every 150 ms while the reader paints.
@@ -34,8 +34,11 @@ __all__ = ["ReviewPanel"]
 
 ROLE = Qt.ItemDataRole.UserRole
 COLUMNS = ["Label", "AI mL", "Final mL", "Added mL", "Removed mL", "Decision"]
-REVIEW_TEXT = {ReviewState.NOT_REVIEWED: "Not reviewed", ReviewState.REVIEWED: "Reviewed",
-               ReviewState.NEEDS_ATTENTION: "Needs attention"}
+REVIEW_TEXT = {
+    ReviewState.NOT_REVIEWED: "Not reviewed",
+    ReviewState.REVIEWED: "Reviewed",
+    ReviewState.NEEDS_ATTENTION: "Needs attention",
+}
 
 
 class ReviewPanel(QWidget):
@@ -52,14 +55,18 @@ class ReviewPanel(QWidget):
         self.counts.setWordWrap(True)
         self.provenance = QCheckBox("Colour by provenance", self)
         self.provenance.setObjectName("edit_provenance")
-        self.provenance.setToolTip("Show which voxels are as the AI proposed, added or removed by the reader")
+        self.provenance.setToolTip(
+            "Show which voxels are as the AI proposed, added or removed by the reader"
+        )
         self.provenance.toggled.connect(self.ctrl.set_show_provenance)
         legend = QHBoxLayout()
         legend.setSpacing(8)
         for code, name in PROV_CLASSES.items():
             sw = QLabel(self)
             sw.setFixedSize(12, 12)
-            sw.setStyleSheet("background: rgb(%d,%d,%d); border: 1px solid #555;" % PROV_COLORS[code])
+            sw.setStyleSheet(
+                "background: rgb({},{},{}); border: 1px solid #555;".format(*PROV_COLORS[code])
+            )
             legend.addWidget(sw)
             legend.addWidget(QLabel(name, self))
         legend.addStretch(1)
@@ -102,7 +109,9 @@ class ReviewPanel(QWidget):
         self.table.setRowCount(len(stats))
         for r, st in enumerate(stats):
             info = seg.labels.get(st.value)
-            name = QTableWidgetItem(f"{st.value}: {st.name}" + (" (reader)" if st.source == "reader" else ""))
+            name = QTableWidgetItem(
+                f"{st.value}: {st.name}" + (" (reader)" if st.source == "reader" else "")
+            )
             if info is not None:
                 name.setData(Qt.ItemDataRole.DecorationRole, QColor(*info.color))
             name.setData(ROLE, st.value)
@@ -130,7 +139,9 @@ class ReviewPanel(QWidget):
         self.counts.setText(
             f"Voxels added {pc['added']} ({pc['added'] * ml:.2f} mL), removed {pc['removed']} "
             f"({pc['removed'] * ml:.2f} mL), relabelled {pc['relabelled']}. "
-            f"Undo: {len(h.undo_names())} step(s), {h.nbytes / 1024:.0f} KiB of {h.max_bytes / 2**20:.0f} MiB")
+            f"Undo: {len(h.undo_names())} step(s), {h.nbytes / 1024:.0f} KiB "
+            f"of {h.max_bytes / 2**20:.0f} MiB"
+        )
         self.review.blockSignals(True)
         self.review.setCurrentIndex(max(self.review.findData(str(seg.review_state)), 0))
         self.review.blockSignals(False)

@@ -22,10 +22,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from viewer.autosave import Autosaver, EditSession, SeriesIdentity, discard, find_restorable, restore
+from viewer.autosave import (
+    Autosaver,
+    EditSession,
+    SeriesIdentity,
+    discard,
+    find_restorable,
+    restore,
+)
 from viewer.masks import EditableSegmentation
 from viewer.masks_geometry import Box
-from viewer.qt.edit_layers import EDIT_LAYER, PROV_LAYER, ProvenanceLayer, edit_layer, sync_edit_layer
+from viewer.qt.edit_layers import (
+    EDIT_LAYER,
+    PROV_LAYER,
+    ProvenanceLayer,
+    edit_layer,
+    sync_edit_layer,
+)
 from viewer.qt.edit_prompts import Prompter
 from viewer.qt.segmentation_panel import SEG_LAYER
 from viewer.state import LabelLayer
@@ -58,7 +71,7 @@ class EditController(QObject):
     Signals
     -------
     session_changed()        the current series' session started / ended / was switched
-    changed(object)          the current segmentation changed (a Box, or None for label/state changes)
+    changed(object)          the current segmentation changed (a Box; None: labels / states)
     saved(str, int)          an autosave of series ``key`` at ``revision`` finished (GUI thread)
     save_failed(object)      an autosave failed (the exception)
     notice(str)              e.g. "the oldest undo steps were dropped"
@@ -81,7 +94,9 @@ class EditController(QObject):
         self.reader = str(win.settings.value("reader_name", "") or "")
         self._layers: dict[str, LabelLayer] = {}
         self._prov: dict[str, ProvenanceLayer] = {}
-        self._sources: dict[str, LabelLayer | None] = {}  # the result layer each session started from
+        self._sources: dict[
+            str, LabelLayer | None
+        ] = {}  # the result layer each session started from
         self._asked: set[str] = set()
         self._idents: dict[str, SeriesIdentity] = {}
         self._sync_pending = False
@@ -152,8 +167,11 @@ class EditController(QObject):
             if self._sources.get(key) is None:
                 self._sources[key] = result
             elif self._sources[key] is not result:
-                self.win.message("A new AI result arrived: the edits stay on the result they were made on. "
-                                 "Close or discard the edits to edit the new result.", 10000)
+                self.win.message(
+                    "A new AI result arrived: the edits stay on the result they were made on. "
+                    "Close or discard the edits to edit the new result.",
+                    10000,
+                )
                 self._sources[key] = result
             result.visible = False
         sync_edit_layer(layer, session.seg, result)
@@ -166,7 +184,7 @@ class EditController(QObject):
         self.state.set_layer(prov)
 
     def set_show_provenance(self, on: bool) -> None:
-        """Colour the overlay by provenance (AI / added / removed / relabelled) instead of labels."""
+        """Colour the overlay by provenance (AI / added / removed / relabelled), not by label."""
         self.show_provenance = bool(on)
         if self.session is not None:
             self._show(self.key, self.session, self.result_layer())
@@ -186,12 +204,20 @@ class EditController(QObject):
         if info is not None:
             who = f" by {info.reader}" if info.reader else ""
             ans = self.prompter.choose(
-                "restore", "Restore edits?",
-                f"This series has unsaved edits from {info.modified}{who} (autosaved, revision {info.revision}).\n"
-                "Restore them? Discarding deletes them for good.", RESTORE_CHOICES, default=RESTORE_CHOICES[0],
-                escape=RESTORE_CHOICES[2])
+                "restore",
+                "Restore edits?",
+                f"This series has unsaved edits from {info.modified}{who} "
+                f"(autosaved, revision {info.revision}).\n"
+                "Restore them? Discarding deletes them for good.",
+                RESTORE_CHOICES,
+                default=RESTORE_CHOICES[0],
+                escape=RESTORE_CHOICES[2],
+            )
             if ans == RESTORE_CHOICES[2]:
-                self.win.message("Edits not restored; they stay autosaved. Start editing to be asked again.", 8000)
+                self.win.message(
+                    "Edits not restored; they stay autosaved. Start editing to be asked again.",
+                    8000,
+                )
                 return None
             restore_it = ans == RESTORE_CHOICES[0]
             if not restore_it:
@@ -202,11 +228,21 @@ class EditController(QObject):
                 seg = restore(ident, image=getattr(vol, "voxels", None))
                 session = EditSession(seg, Autosaver(seg, ident), restored=True)
             else:
-                ai = result.current_labels() if result is not None else np.zeros(vol.shape, np.uint8)
-                labels = [] if result is None else [
-                    {"value": v, "name": result.names.get(v, f"label {v}"), "color": list(c)}
-                    for v, c in sorted(result.colors.items()) if v != 0]
-                session = EditSession.start(vol, ai, labels, restore_edits=restore_it, reader=self.reader)
+                ai = (
+                    result.current_labels() if result is not None else np.zeros(vol.shape, np.uint8)
+                )
+                labels = (
+                    []
+                    if result is None
+                    else [
+                        {"value": v, "name": result.names.get(v, f"label {v}"), "color": list(c)}
+                        for v, c in sorted(result.colors.items())
+                        if v != 0
+                    ]
+                )
+                session = EditSession.start(
+                    vol, ai, labels, restore_edits=restore_it, reader=self.reader
+                )
         except Exception as exc:  # noqa: BLE001 - a damaged autosave must not take the viewer down
             self.win.errors.present(exc, title="Could not start editing")
             return None
@@ -221,7 +257,7 @@ class EditController(QObject):
         return session
 
     def ensure_seg(self) -> EditableSegmentation | None:
-        """The current series' segmentation, starting editing first if needed (None: nothing to edit)."""
+        """The current series' segmentation, starting editing if needed (None: nothing to edit)."""
         if self.seg is None:
             self.start_editing()
         return self.seg
@@ -281,10 +317,15 @@ class EditController(QObject):
     def _ask_close(self, n: int) -> str:
         what = "this series has" if n == 1 else f"{n} series have"
         return self.prompter.choose(
-            "close", "Unsaved edits",
-            f"{what.capitalize()} edits that were not exported.\nKeep them for later (they are autosaved and "
-            "offered again when the series is reopened) or discard them?", CLOSE_CHOICES,
-            default=CLOSE_CHOICES[0], escape=CLOSE_CHOICES[2])
+            "close",
+            "Unsaved edits",
+            f"{what.capitalize()} edits that were not exported.\n"
+            "Keep them for later (they are autosaved and "
+            "offered again when the series is reopened) or discard them?",
+            CLOSE_CHOICES,
+            default=CLOSE_CHOICES[0],
+            escape=CLOSE_CHOICES[2],
+        )
 
     def close_series_edits(self) -> bool:
         """Stop editing the current series (asks when there are unsaved edits). False: cancelled."""

@@ -52,29 +52,49 @@ class EditToolHandler:
     def _seg(self) -> Any:
         seg = self.ctrl.ensure_seg()
         if seg is None:
-            self.ctrl.win.message("Nothing to edit: run a segmentation or press Start editing in the Edit dock", 8000)
+            self.ctrl.win.message(
+                "Nothing to edit: run a segmentation or press Start editing in the Edit dock", 8000
+            )
         return seg
 
     def settings(self) -> BrushSettings:
         o = self.ctrl.options
         editable = {0, o.label} if o.protect_others and o.label is not None else None
         if self.tool == "eraser":
-            return BrushSettings(label=o.label if o.erase_active_only else None, size_mm=o.size_mm, mode="erase",
-                                 hu_range=o.hu_range, editable=None)
-        return BrushSettings(label=o.label, size_mm=o.size_mm, mode="paint", hu_range=o.hu_range, editable=editable)
+            return BrushSettings(
+                label=o.label if o.erase_active_only else None,
+                size_mm=o.size_mm,
+                mode="erase",
+                hu_range=o.hu_range,
+                editable=None,
+            )
+        return BrushSettings(
+            label=o.label, size_mm=o.size_mm, mode="paint", hu_range=o.hu_range, editable=editable
+        )
 
     # ------------------------------------------------------------------ mouse (called by SliceView)
-    def press(self, view: SliceView, axis: int, index: int, point: tuple[float, float], _modifiers: Any = None) -> None:
+    def press(
+        self,
+        view: SliceView,
+        axis: int,
+        index: int,
+        point: tuple[float, float],
+        _modifiers: Any = None,
+    ) -> None:
         seg = self._seg()
         if seg is None:
             return
         s = self.settings()
         if self.tool != "eraser" and (s.label is None or s.label not in seg.labels):
-            self.ctrl.win.message("Choose a label in the Edit dock (or add one) before painting", 8000)
+            self.ctrl.win.message(
+                "Choose a label in the Edit dock (or add one) before painting", 8000
+            )
             return
         try:
             if self.tool == "fill":
-                seg.fill(axis, index, point, label=s.label, hu_range=s.hu_range, editable=s.editable)
+                seg.fill(
+                    axis, index, point, label=s.label, hu_range=s.hu_range, editable=s.editable
+                )
             else:
                 self.brush = BrushTool(seg, s)
                 self.brush.press(axis, index, point)

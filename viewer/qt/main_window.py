@@ -83,7 +83,7 @@ class MainWindow(QMainWindow):
         self.segmentation = SegmentationPanel(self)
         self.add_dock("Segmentation", self.segmentation, Qt.DockWidgetArea.RightDockWidgetArea)
         self.actions_by_name = build_actions(self)
-        self.edit = install_edit(self)  # Edit menu + dock: reader edits of the segmentation (issue 8)
+        self.edit = install_edit(self)  # Edit menu + dock: reader edits (issue 8)
         for v in self.grid.views:
             v.hovered.connect(self._show_hover)
         self.state.subscribe("cursor", self._on_cursor)

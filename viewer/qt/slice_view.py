@@ -54,7 +54,7 @@ class SliceView(QWidget):
         self._preview: np.ndarray | None = None
         self.preview_text = ""
         self._drag: dict | None = None
-        self.mouse_pos: QPointF | None = None  # last hover position (edit tools draw their cursor there)
+        self.mouse_pos: QPointF | None = None  # last hover position (edit tools' cursor)
         self.show_crosshair = False
         self.setMinimumSize(120, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -309,7 +309,7 @@ class SliceView(QWidget):
         self._drag = d
 
     def tool_point(self, pos: QPointF) -> tuple[float, float]:
-        """Widget position → fractional (row, col) of the plane as cut from the volume (not flipped)."""
+        """Widget position → fractional (row, col) of the plane as cut from the volume."""
         row, col = self.screen_to_plane(pos)
         return self.geom.array_rc(row), col
 
