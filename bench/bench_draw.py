@@ -64,15 +64,6 @@ def ct_volume(nz: int, n: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return hu, labels, np.repeat(heat[None], nz, axis=0)
 
 
-def median_ms(fn, frames: int) -> float:
-    ts = []
-    for i in range(frames):
-        t = time.perf_counter()
-        fn(i)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1000
-
-
 def bench_frames(frames: int) -> list[tuple[str, float]]:
     from PySide6.QtCore import QRectF
     from PySide6.QtGui import QImage, QPainter
@@ -112,22 +103,20 @@ def bench_frames(frames: int) -> list[tuple[str, float]]:
         p.drawImage(0, 0, img)
         p.end()
 
-    return [
-        (
-            "window/level only (int16 → uint8)",
-            median_ms(lambda i: window_to_uint8(hu[i % 8], -600, 1500), frames),
-        ),
-        ("frame build: window + label map + heatmap", median_ms(build, frames)),
-        (
-            "frame build: window + label map + RGBA image",
-            median_ms(lambda i: build(i, True), frames),
-        ),
-        ("frame build + QPainter smooth scaling to 1024² (not used)", median_ms(paint, frames)),
-        (
-            "frame build + cv2 resize to 1024² + QPainter draw (the view's path)",
-            median_ms(paint_cv2, frames),
-        ),
+    variants = [
+        ("window/level only (int16 → uint8)", lambda i: window_to_uint8(hu[i % 8], -600, 1500)),
+        ("frame build: window + label map + heatmap", build),
+        ("frame build: window + label map + RGBA image", lambda i: build(i, True)),
+        ("frame build + QPainter smooth scaling to 1024² (not used)", paint),
+        ("frame build + cv2 resize to 1024² + QPainter draw (the view's path)", paint_cv2),
     ]
+    times: dict[str, list[float]] = {name: [] for name, _ in variants}
+    for i in range(frames):  # interleaved, so machine-load drift hits every variant alike
+        for name, fn in variants:
+            t = time.perf_counter()
+            fn(i)
+            times[name].append(time.perf_counter() - t)
+    return [(name, statistics.median(times[name]) * 1000) for name, _ in variants]
 
 
 def bench_scroll(slices: int) -> list[tuple[str, float]]:
