@@ -74,3 +74,32 @@ def test_int8_agrees_with_fp32(shipped, phantom) -> None:
     b = segment_volume(vol, shipped, engine="onnx-int8", threads=2, keep_probabilities=False)
     for v in (1, 2):
         assert _dice(a.labels == v, b.labels == v) > 0.98
+
+
+@pytest.mark.parametrize("position", ["FFS", "HFP"])
+def test_dicom_round_trip_keeps_laterality(shipped, phantom, tmp_path, position: str) -> None:
+    """Write the phantom as a real DICOM series acquired feet-first / prone, load it with the
+    app's loader and segment: the right lung must land on the patient's right (LPS x < left's)."""
+    from viewer.dicom.load import load_path
+    from viewer.dicom.synth import write_series
+
+    vol0, truth0 = phantom  # HFS as loaded: slice 0 caudal, columns → patient left, rows → posterior
+    arr, lab = vol0.voxels[::-1], truth0[::-1]  # slice 0 cranial
+    if position == "FFS":  # columns toward patient right, slices toward the feet
+        img, ref, iop = arr[:, :, ::-1], lab[:, :, ::-1], (-1, 0, 0, 0, 1, 0)
+    else:  # HFP: columns toward patient right, rows toward anterior, slices toward the head
+        img, ref, iop = arr[::-1, ::-1, ::-1], lab[::-1, ::-1, ::-1], (-1, 0, 0, 0, -1, 0)
+    write_series(tmp_path / position, np.ascontiguousarray(img), spacing=(6.0, 0.8, 0.8), iop=iop,
+                 patient_position=position, extra={"BodyPartExamined": "CHEST"})
+    vol = load_path(tmp_path / position)
+    assert vol.shape == img.shape
+    res = segment_volume(vol, shipped, engine="onnx", threads=2, keep_probabilities=False)
+    assert _dice(res.labels == 1, ref == 1) > LUNG_DICE_MIN
+    assert _dice(res.labels == 2, ref == 2) > LUNG_DICE_MIN
+    aff = vol.affine_lps()
+
+    def mean_lps_x(mask: np.ndarray) -> float:
+        z, y, x = (c.mean() for c in np.nonzero(mask))
+        return float(aff[0] @ np.array([x, y, z, 1.0]))
+
+    assert mean_lps_x(res.labels == 1) < mean_lps_x(res.labels == 2)
