@@ -289,7 +289,7 @@ def sample_patient(
         z_dome_r=z_dome_r,
         z_dome_l=z_dome_l,
         recess=recess,
-        lung_hu=_u(rng, -890, -800),
+        lung_hu=_u(rng, -905, -790),
         lung_grad=_u(rng, 20, 110),
         contrast=contrast,
         blood_hu=blood,
