@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from inference.jobs import CancelCheck, Progress, check_cancel, report
 from inference.phantom_grid import Grid, Tex, make_grid
 from inference.phantom_lesions import place_lesions
 from inference.phantom_patient import Patient, sample_patient
@@ -268,6 +269,8 @@ def generate_volume(
     z_range: tuple[float, float] = (0.05, 0.95),
     config: PhantomConfig | None = None,
     lesions: int | None = None,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """A coherent 3D synthetic chest CT: one patient, contiguous slices, 3D lesions.
 
@@ -288,6 +291,9 @@ def generate_volume(
         Randomisation ranges.
     lesions : int, optional
         Number of lesions (None: 0-3 at random).
+    progress, cancel : callable, optional
+        Job protocol (``inference.jobs``): ``progress(done, total, message)`` per slice;
+        ``cancel()`` polled per slice raises ``Cancelled``.
 
     Returns
     -------
@@ -326,9 +332,12 @@ def generate_volume(
     hu = np.empty((nz, ny, nx), np.float32)
     lab = np.empty((nz, ny, nx), np.uint8)
     for k, z in enumerate(zs):
+        check_cancel(cancel)
+        report(progress, k, nz, "phantom slices")
         h, lb, body = _render_slab(p, g, z, sz, n_sub, rng)
         hu[k] = apply_scanner(h, body, sc, sx, rng)
         lab[k] = lb
+    report(progress, nz, nz, "phantom slices")
     a, b, c, d, e, f = g.to_px
     les_info = []
     for les in p.lesions:

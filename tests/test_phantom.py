@@ -170,6 +170,24 @@ class TestGenerateVolume:
             z = int(round(les["centre_zyx"][0]))
             assert sum((lab[k] == 3).any() for k in range(max(z - 2, 0), min(z + 3, 40))) >= 3
 
+    def test_volume_progress_and_cancel(self) -> None:
+        from inference.jobs import Cancelled
+
+        seen = []
+        kw = dict(shape=(3, 48, 48), spacing=(10.0, 6.0, 6.0), lesions=0)
+        generate_volume(
+            np.random.default_rng(0), progress=lambda d, t, m: seen.append((d, t)), **kw
+        )
+        assert seen[0] == (0, 3) and seen[-1] == (3, 3)
+        calls = []
+
+        def cancel() -> bool:
+            calls.append(1)
+            return len(calls) > 1
+
+        with pytest.raises(Cancelled):
+            generate_volume(np.random.default_rng(0), cancel=cancel, **kw)
+
     def test_volume_deterministic(self) -> None:
         kw = dict(shape=(4, 64, 64), spacing=(10.0, 5.0, 5.0), lesions=1)
         a = generate_volume(np.random.default_rng(2), **kw)
