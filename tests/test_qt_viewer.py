@@ -385,8 +385,36 @@ def test_real_chest_ct(qtbot, win, shared_data):
     assert vol.shape[1:] == (512, 512) and vol.meta.modality == "CT"
     assert win.state.window == (vol.meta.window_presets[0].center, vol.meta.window_presets[0].width)
     assert int(vol.voxels[vol.shape[0] // 2, 5, 5]) < -900  # air outside the patient
-    assert win.grid.views[0].geom.letters() == {"right": "L", "left": "R", "bottom": "P", "top": "A"}
+    assert win.grid.views[0].geom.letters() == {
+        "right": "L",
+        "left": "R",
+        "bottom": "P",
+        "top": "A",
+    }
     cor = win.grid.views[1]
     r = cor.image_rect()
-    assert r.height() / r.width() == pytest.approx(vol.shape[0] * vol.spacing[0] / (512 * vol.spacing[2]))
-    assert any("not a DICOM" in t for t in win.browser.all_texts())  # the README/CSV files are listed
+    assert r.height() / r.width() == pytest.approx(
+        vol.shape[0] * vol.spacing[0] / (512 * vol.spacing[2])
+    )
+    assert any(
+        "not a DICOM" in t for t in win.browser.all_texts()
+    )  # the README/CSV files are listed
+
+
+def test_load_warnings_shown_in_browser(qtbot, win, tmp_path):
+    """Irregular slice spacing: the loader's warning appears under the series, not only in a log."""
+    from qt_helpers import phantom
+
+    from viewer.dicom.synth import write_series
+
+    z = [0.0, 3.0, 6.0, 9.0, 15.0, 18.0, 21.0, 24.0, 27.0, 30.0, 33.0, 36.0]  # a 6 mm gap
+    write_series(tmp_path / "gap", phantom(), spacing=SPACING, positions=[(0.0, 0.0, p) for p in z])
+    open_and_wait(qtbot, win, tmp_path / "gap")
+    warnings = list(win.state.volume.warnings)
+    sid = win.loader.scan_result.stacks[0].stack_id
+    item = win.browser.stack_item(sid)
+    shown = [item.child(i).text(3) for i in range(item.childCount())]
+    assert any("missing slices" in w for w in warnings)
+    assert all(w in shown for w in warnings)  # each once, whether found by the scan or the load
+    assert len(shown) == len(set(shown))
+    assert win.state.volume.shape[0] == SHAPE[0] + 1  # a blank slice keeps positions true

@@ -116,6 +116,24 @@ class StudyBrowser(QWidget):
                 wi.setToolTip(3, w)
         self._stack_items[stack.stack_id] = it
 
+    def add_warnings(self, stack_id: str, warnings: list[str]) -> int:
+        """Show the loader's warnings under a stack (once each); returns how many were new."""
+        it = self._stack_items.get(stack_id)
+        if it is None:
+            return 0
+        have = {it.child(i).text(3) for i in range(it.childCount())}
+        new = [w for w in warnings if w not in have]
+        for w in new:
+            wi = QTreeWidgetItem(it, [f"⚠ {w}", "", "", w])
+            wi.setForeground(0, QBrush(WARN))
+            wi.setToolTip(0, w)
+        if new:
+            notes = "; ".join(filter(None, [it.text(3), *new]))
+            it.setText(3, notes)
+            it.setForeground(3, QBrush(WARN))
+            it.setExpanded(True)
+        return len(new)
+
     def set_thumbnail(self, stack_id: str, image: np.ndarray) -> None:
         it = self._stack_items.get(stack_id)
         if it is not None:

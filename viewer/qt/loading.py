@@ -177,8 +177,7 @@ class Loader(QObject):
             + (f" — {len(volume.warnings)} warning(s)" if volume.warnings else ""),
             8000,
         )
-        for w in volume.warnings:
-            log.info("load warning: %s", w)
+        self.win.browser.add_warnings(stack_id, list(volume.warnings))
 
     # ------------------------------------------------------------------ common wiring
     def _wire(self, job: Job, what: str) -> None:
