@@ -1,4 +1,4 @@
-"""Domain check: is this scan the kind of image the model was made for? No Qt, never imports ``viewer``.
+"""Domain check: is this scan the kind of image the model was made for? No Qt, no ``viewer``.
 
 :func:`check_domain` compares a volume with ``model.json`` ``"domain"``::
 
@@ -19,20 +19,28 @@ import numpy as np
 from inference.package import ModelPackage, PackageError
 from inference.preprocess_input import orientation_of
 
-__all__ = ["DomainError", "check_domain", "validate_domain_spec", "OBLIQUE_TOLERANCE_DEG", "PADDING_BELOW_HU"]
+__all__ = [
+    "DomainError",
+    "check_domain",
+    "validate_domain_spec",
+    "OBLIQUE_TOLERANCE_DEG",
+    "PADDING_BELOW_HU",
+]
 
 #: Slices tilted more than this from the nearest canonical plane get a warning.
 OBLIQUE_TOLERANCE_DEG = 10.0
 
 
 class DomainError(PackageError):
-    """The scan is outside the model's declared domain; ``warnings`` lists why. Run with force to override."""
+    """The scan is outside the model's declared domain; ``warnings`` lists why. Run with force "
+    "to override."""
 
     def __init__(self, warnings: list[str], model: str = "") -> None:
         self.warnings = list(warnings)
         what = f"model '{model}'" if model else "the model"
         super().__init__(
-            f"this scan is outside the domain of {what}: " + "; ".join(warnings)
+            f"this scan is outside the domain of {what}: "
+            + "; ".join(warnings)
             + ". Results would be unreliable; run anyway only with --force (GUI: 'Run anyway')."
         )
 
@@ -45,12 +53,13 @@ def _meta(volume_like: Any, name: str) -> str:
     return str(value or "").strip()
 
 
-#: Values at or below this are taken as padding outside a circular reconstruction (-2000, -3024 ...).
+#: Values at or below this are padding outside a circular reconstruction (-2000, -3024 ...).
 PADDING_BELOW_HU = -1500.0
 
 
 def _robust_range(voxels: np.ndarray) -> tuple[float, float] | None:
-    """1st and 99th percentile of a strided subsample (~1e6 voxels) without padding; None if empty."""
+    """1st and 99th percentile of a strided subsample (~1e6 voxels) without padding; None if "
+    "empty."""
     step = max(1, int(round((voxels.size / 1e6) ** (1 / 3))))
     sub = voxels[::step, ::step, ::step].ravel()
     sub = sub[sub > PADDING_BELOW_HU]
@@ -72,15 +81,19 @@ def check_domain(volume_like: Any, package: ModelPackage | dict[str, Any]) -> li
 
     Checked: modality, body part (when the header has one, or when ``""`` is not allowed), the
     1st–99th percentile of the values above :data:`PADDING_BELOW_HU` (padding outside a
-    circular reconstruction is ignored) against ``hu_range``, and for CT that air is present, slice orientation (plane and obliquity), in-plane pixel
-    spacing and field of view (``max(nx * sx, ny * sy)``). A radiograph fails the modality check.
+    circular reconstruction is ignored) against ``hu_range``, and for CT that air is present,
+    slice orientation (plane and obliquity), in-plane pixel spacing and field of view
+    (``max(nx * sx, ny * sy)``). A radiograph fails the modality check.
     """
     dom = dict(package.domain if isinstance(package, ModelPackage) else package)
     name = package.name if isinstance(package, ModelPackage) else ""
     warnings: list[str] = []
     vox = np.asarray(volume_like.voxels)
     if vox.ndim != 3:
-        return [f"the image is not a grey-level volume (shape {vox.shape}); the model takes [z, y, x] scans"]
+        return [
+            f"the image is not a grey-level volume (shape {vox.shape}); the model takes [z, y, "
+            "x] scans"
+        ]
     nz, ny, nx = vox.shape
     sz, sy, sx = (float(s) for s in volume_like.spacing)
 
@@ -88,27 +101,35 @@ def check_domain(volume_like: Any, package: ModelPackage | dict[str, Any]) -> li
     mods = [m.upper() for m in dom.get("modalities", getattr(package, "modalities", []) or [])]
     if mods and modality not in mods:
         warnings.append(
-            f"modality is {modality or 'unknown'}, the model {name and f'{name!r} '}expects {'/'.join(mods)}"
+            f"modality is {modality or 'unknown'}, the model {name and f'{name!r} '}expects "
+            f"{'/'.join(mods)}"
         )
     body = _meta(volume_like, "body_part").upper()
     parts = [str(p).upper() for p in dom.get("body_parts", [])]
     if parts and body not in parts:
-        warnings.append(f"body part is {body or 'not stated'}, the model expects {'/'.join(p for p in parts if p)}")
+        warnings.append(
+            f"body part is {body or 'not stated'}, the model expects "
+            f"{'/'.join(p for p in parts if p)}"
+        )
     if "hu_range" in dom and vox.size:
         lo, hi = (float(v) for v in dom["hu_range"])
         rng = _robust_range(vox)
         if rng is None:
-            warnings.append(f"the image holds no values above {PADDING_BELOW_HU:.0f} (empty or all padding)")
+            warnings.append(
+                f"the image holds no values above {PADDING_BELOW_HU:.0f} (empty or all padding)"
+            )
         else:
             p1, p99 = rng
             if p1 < lo or p99 > hi:
                 warnings.append(
-                    f"values range {p1:.0f}..{p99:.0f} (1st-99th percentile) lie outside {lo:.0f}..{hi:.0f} HU "
+                    f"values range {p1:.0f}..{p99:.0f} (1st-99th percentile) lie outside "
+                    f"{lo:.0f}..{hi:.0f} HU "
                     "expected for CT"
                 )
             elif modality == "CT" and p1 > -500:
                 warnings.append(
-                    f"no air in the image (1st percentile {p1:.0f} HU): are the values Hounsfield units "
+                    f"no air in the image (1st percentile {p1:.0f} HU): are the values "
+                    "Hounsfield units "
                     "(rescale intercept applied)?"
                 )
     orient = orientation_of(volume_like.direction)
@@ -119,7 +140,9 @@ def check_domain(volume_like: Any, package: ModelPackage | dict[str, Any]) -> li
             "(the volume is resliced, which is only as good as the slice spacing)"
         )
     if orient.max_angle_deg > OBLIQUE_TOLERANCE_DEG:
-        warnings.append(f"the scan is oblique ({orient.max_angle_deg:.0f}° from the nearest standard plane)")
+        warnings.append(
+            f"the scan is oblique ({orient.max_angle_deg:.0f}° from the nearest standard plane)"
+        )
     # in-plane of the canonical axial slice
     cs = orient.spacing((sz, sy, sx))
     cshape = orient.shape((nz, ny, nx))

@@ -26,7 +26,13 @@ import numpy as np
 from inference.jobs import Cancelled
 from inference.package import PackageError
 
-__all__ = ["OnnxEngine", "EngineError", "available_providers", "resolve_providers", "PREFERRED_PROVIDERS"]
+__all__ = [
+    "OnnxEngine",
+    "EngineError",
+    "available_providers",
+    "resolve_providers",
+    "PREFERRED_PROVIDERS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +45,16 @@ PREFERRED_PROVIDERS = (
     "CoreMLExecutionProvider",
     "CPUExecutionProvider",
 )
-_SHORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
-          "trt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider",
-          "directml": "DmlExecutionProvider", "dml": "DmlExecutionProvider", "coreml": "CoreMLExecutionProvider"}
+_SHORT = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
 _OPT_LEVELS = ("disabled", "basic", "extended", "all")
 
 
@@ -62,7 +75,8 @@ def available_providers() -> list[str]:
 def resolve_providers(providers: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """Normalise a provider request to a list of installed provider names, CPU last as fallback.
 
-    ``None`` or ``"cpu"`` → CPU only; ``"auto"`` → the best accelerated provider installed, then CPU;
+    ``None`` or ``"cpu"`` → CPU only; ``"auto"`` → the best accelerated provider installed, then
+    CPU;
     a name (``"CUDAExecutionProvider"`` or short ``"cuda"``) or a list of names → those, then CPU.
     Raises :class:`EngineError` naming the installed providers when a requested one is missing.
     """
@@ -121,9 +135,13 @@ class OnnxEngine:
         if not self.path.is_file():
             raise EngineError(f"ONNX model {self.path} does not exist")
         if graph_optimization not in _OPT_LEVELS:
-            raise EngineError(f"graph_optimization must be one of {_OPT_LEVELS}, got {graph_optimization!r}")
+            raise EngineError(
+                f"graph_optimization must be one of {_OPT_LEVELS}, got {graph_optimization!r}"
+            )
         if intra_op_threads is not None and intra_op_threads < 0:
-            raise EngineError(f"intra_op_threads must be >= 0 (0 = ORT default), got {intra_op_threads}")
+            raise EngineError(
+                f"intra_op_threads must be >= 0 (0 = ORT default), got {intra_op_threads}"
+            )
         self.providers_requested = resolve_providers(providers)
         so = ort.SessionOptions()
         so.graph_optimization_level = {
@@ -135,19 +153,26 @@ class OnnxEngine:
         if intra_op_threads:
             so.intra_op_num_threads = int(intra_op_threads)
         so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+        so.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+        )
         so.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=self.providers_requested)
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=so, providers=self.providers_requested
+            )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise EngineError(f"{self.path.name}: ONNX Runtime cannot load the model ({exc})") from exc
+            raise EngineError(
+                f"{self.path.name}: ONNX Runtime cannot load the model ({exc})"
+            ) from exc
         self.graph_optimization = graph_optimization
         self.intra_op_threads = intra_op_threads
         self.allow_spinning = allow_spinning
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise EngineError(
-                f"{self.path.name}: expected one input [N, C, H, W] and a logits output, got inputs "
+                f"{self.path.name}: expected one input [N, C, H, W] and a logits output, got "
+                "inputs "
                 f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}"
             )
         self.input_name = inputs[0].name
@@ -171,9 +196,13 @@ class OnnxEngine:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "engine": self.kind, "file": self.path.name, "providers": self.providers,
-            "graph_optimization": self.graph_optimization, "intra_op_threads": self.intra_op_threads,
-            "allow_spinning": self.allow_spinning, "input": [self.input_name, self.input_shape],
+            "engine": self.kind,
+            "file": self.path.name,
+            "providers": self.providers,
+            "graph_optimization": self.graph_optimization,
+            "intra_op_threads": self.intra_op_threads,
+            "allow_spinning": self.allow_spinning,
+            "input": [self.input_name, self.input_shape],
             "output": [self.output_name, self.output_shape],
         }
 
@@ -181,25 +210,32 @@ class OnnxEngine:
         ishape, oshape = self.input_shape, self.output_shape
         if len(ishape) != 4:
             raise EngineError(
-                f"{self.path.name}: input '{self.input_name}' has shape {ishape}; the package's spec "
+                f"{self.path.name}: input '{self.input_name}' has shape {ishape}; the "
+                "package's spec "
                 "needs NCHW (rank 4)"
             )
         if channels is not None and isinstance(ishape[1], int) and ishape[1] != channels:
             raise EngineError(
-                f"{self.path.name}: input '{self.input_name}' takes {ishape[1]} channels but model.json "
+                f"{self.path.name}: input '{self.input_name}' takes {ishape[1]} channels but "
+                "model.json "
                 f"input.channels is {channels}; fix model.json or re-export the model"
             )
         if len(oshape) != 4:
-            raise EngineError(f"{self.path.name}: output '{self.output_name}' has shape {oshape}, expected [N, K, H, W]")
+            raise EngineError(
+                f"{self.path.name}: output '{self.output_name}' has shape {oshape}, expected "
+                "[N, K, H, W]"
+            )
         if classes is not None and isinstance(oshape[1], int) and oshape[1] != classes:
             raise EngineError(
-                f"{self.path.name}: output '{self.output_name}' has {oshape[1]} classes but model.json "
+                f"{self.path.name}: output '{self.output_name}' has {oshape[1]} classes but "
+                "model.json "
                 f"declares {classes} labels; fix the labels or re-export the model"
             )
 
     # ------------------------------------------------------------------ running
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Run the network on ``x`` float32 ``[N, C, H, W]``; returns float32 logits ``[N, K, H, W]``."""
+        """Run the network on ``x`` float32 ``[N, C, H, W]``; returns float32 logits ``[N, K, "
+        "H, W]``."""
         import onnxruntime as ort
 
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -226,7 +262,8 @@ class OnnxEngine:
         return np.asarray(out, dtype=np.float32)
 
     def terminate(self) -> None:
-        """Interrupt every running call (they raise ``Cancelled``) and refuse new ones until :meth:`reset`."""
+        """Interrupt every running call (they raise ``Cancelled``) and refuse new ones until "
+        ":meth:`reset`."""
         with self._lock:
             self._terminated = True
             for ro in self._active:

@@ -1,4 +1,4 @@
-"""HU volume → model input (per model.json) → batched engine → probabilities and labels in the volume grid.
+"""HU volume → model input (model.json) → batched engine → probabilities and labels in its grid.
 
 No Qt, never imports ``viewer``: the volume is any object with ``voxels`` [z, y, x] (HU),
 ``spacing`` (sz, sy, sx) mm, ``direction`` (3x3, columns = LPS of the x, y, z axes) and optionally
@@ -85,7 +85,15 @@ def make_engine(
     package.verify([fkind])
     sha = package.files[fkind].sha256
     prov_key = tuple(provider) if isinstance(provider, list | tuple) else provider
-    key = (str(package.file(fkind)), sha, kind, prov_key, threads, graph_optimization, allow_spinning)
+    key = (
+        str(package.file(fkind)),
+        sha,
+        kind,
+        prov_key,
+        threads,
+        graph_optimization,
+        allow_spinning,
+    )
     if cache:
         with _CACHE_LOCK:
             if key in _CACHE:
@@ -99,9 +107,13 @@ def make_engine(
         from inference.onnx_engine import OnnxEngine
 
         engine = OnnxEngine(
-            package.file(fkind), providers=provider, graph_optimization=graph_optimization,
-            intra_op_threads=threads, allow_spinning=allow_spinning,
-            expected_channels=package.input.channels, expected_classes=package.num_classes,
+            package.file(fkind),
+            providers=provider,
+            graph_optimization=graph_optimization,
+            intra_op_threads=threads,
+            allow_spinning=allow_spinning,
+            expected_channels=package.input.channels,
+            expected_classes=package.num_classes,
         )
         engine.kind = kind
     engine.sha256 = sha
@@ -149,16 +161,21 @@ class SegmentationResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (no arrays)."""
         return {
-            "model": dict(self.model), "engine": dict(self.engine), "domain_warnings": list(self.domain_warnings),
-            "postprocess": dict(self.postprocess), "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
-            "labels": {str(k): v for k, v in self.label_names.items()}, "geometry": dict(self.geometry),
+            "model": dict(self.model),
+            "engine": dict(self.engine),
+            "domain_warnings": list(self.domain_warnings),
+            "postprocess": dict(self.postprocess),
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "labels": {str(k): v for k, v in self.label_names.items()},
+            "geometry": dict(self.geometry),
             "shape_zyx": list(self.labels.shape),
         }
 
 
 def threshold_labels(probabilities: np.ndarray, threshold: float) -> np.ndarray:
     """Labels from stored uint8 probabilities [K, ...]: the most probable foreground label where its
-    probability ≥ ``threshold`` (0..1), else 0. Works on the whole volume or one slice ``[K, y, x]``.
+    probability ≥ ``threshold`` (0..1), else 0. Works on the whole volume or one slice
+    ``[K, y, x]``.
     (``threshold = 0.5`` is close to, not identical with, the argmax.)"""
     fg = probabilities[1:]
     best = np.argmax(fg, axis=0)
@@ -191,14 +208,22 @@ def _argmax_planes(planes: list[np.ndarray]) -> np.ndarray:
 
 
 def _write_back(
-    logits: np.ndarray, zs: list[int], geom: SliceGeometry, labels_c: np.ndarray, probs_c: np.ndarray | None
+    logits: np.ndarray,
+    zs: list[int],
+    geom: SliceGeometry,
+    labels_c: np.ndarray,
+    probs_c: np.ndarray | None,
 ) -> None:
     """Crop, softmax, resize back to the canonical slice grid, argmax; write through the views."""
     ny, nx = geom.in_shape
-    probs = _softmax(np.ascontiguousarray(geom.crop(logits), dtype=np.float32), axis=1)  # [N, K, rh, rw]
+    probs = _softmax(
+        np.ascontiguousarray(geom.crop(logits), dtype=np.float32), axis=1
+    )  # [N, K, rh, rw]
     for i, z in enumerate(zs):
         planes = [
-            cv2.resize(probs[i, k], (nx, ny), interpolation=cv2.INTER_LINEAR) if geom.needs_resize else probs[i, k]
+            cv2.resize(probs[i, k], (nx, ny), interpolation=cv2.INTER_LINEAR)
+            if geom.needs_resize
+            else probs[i, k]
             for k in range(probs.shape[1])
         ]
         labels_c[z] = _argmax_planes(planes)
@@ -214,7 +239,9 @@ class _Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if cancel is not None and hasattr(engine, "terminate"):
-            self._thread = threading.Thread(target=self._run, args=(cancel, engine), daemon=True, name="seg-cancel")
+            self._thread = threading.Thread(
+                target=self._run, args=(cancel, engine), daemon=True, name="seg-cancel"
+            )
             self._thread.start()
 
     def _run(self, cancel: CancelCheck, engine: Any) -> None:
@@ -261,7 +288,8 @@ def segment_volume(
         any callable ``float32 [N, C, H, W] -> float32 logits [N, K, H, W]``.
     provider, threads : ONNX Runtime execution provider(s) and intra-op threads (torch: threads).
     batch_size : slices per engine call (1–2 is best on CPU, PERF_NOTES.md).
-    postprocess : overrides of the package's ``postprocess`` settings (``{"enabled": False}``: none).
+    postprocess : overrides of the package's ``postprocess`` settings (``{"enabled": False}``:
+        none).
     force_domain : run even when :func:`check_domain` has warnings (they go into the result).
     keep_probabilities : store uint8 probabilities [K, z, y, x] (see memory above).
 
@@ -275,13 +303,17 @@ def segment_volume(
     timings: dict[str, float] = {}
     vox = np.asarray(volume.voxels)
     if vox.ndim != 3:
-        raise PackageError(f"segmentation needs a grey-level [z, y, x] volume, got shape {vox.shape}")
+        raise PackageError(
+            f"segmentation needs a grey-level [z, y, x] volume, got shape {vox.shape}"
+        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     spec = package.input
     activation = str(package.raw.get("output", {}).get("activation", "softmax"))
     if activation not in ("softmax", "none"):
-        raise PackageError(f"model '{package.name}': output.activation {activation!r} is not supported (softmax)")
+        raise PackageError(
+            f"model '{package.name}': output.activation {activation!r} is not supported (softmax)"
+        )
     warnings = check_domain(volume, package)
     if warnings and not force_domain:
         raise DomainError(warnings, package.name)
@@ -292,7 +324,11 @@ def segment_volume(
     t = time.perf_counter()
     report(progress, 0, int(vox.shape[0]), "starting the engine")
     if callable(engine) and not isinstance(engine, str):
-        run, name, sha = engine, getattr(engine, "kind", "callable"), getattr(engine, "sha256", None)
+        run, name, sha = (
+            engine,
+            getattr(engine, "kind", "callable"),
+            getattr(engine, "sha256", None),
+        )
     else:
         run = make_engine(package, engine, provider=provider, threads=threads)
         name, sha = engine, run.sha256
@@ -329,13 +365,15 @@ def segment_volume(
                 if cancel is not None and cancel():
                     raise Cancelled() from None
                 raise RuntimeError(
-                    f"engine {name} failed on input {tuple(x.shape)} ({type(exc).__name__}: {exc}); "
+                    f"engine {name} failed on input {tuple(x.shape)} ({type(exc).__name__}: "
+                    f"{exc}); "
                     "if it ran out of memory, use a smaller batch size"
                 ) from exc
             t2 = time.perf_counter()
             if logits.shape != (len(zs), k, *geom.out_shape):
                 raise PackageError(
-                    f"engine {name} returned {logits.shape}, expected {(len(zs), k, *geom.out_shape)} "
+                    f"engine {name} returned {logits.shape}, expected "
+                    f"{(len(zs), k, *geom.out_shape)} "
                     f"([N, K, H, W] with K = {k} labels of model '{package.name}')"
                 )
             _write_back(logits, zs, geom, labels_c, probs_c)
@@ -352,16 +390,32 @@ def segment_volume(
     cleaned, record = postprocess_labels(labels, tuple(volume.spacing), settings)
     timings["postprocess"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
-    geometry = {"orientation": {"perm": list(orient.perm), "flip": list(orient.flip), "plane": orient.plane,
-                                "oblique_deg": round(orient.max_angle_deg, 2)},
-                "slice": geom.to_dict(), "batch_size": batch_size, "slices": nz}
+    geometry = {
+        "orientation": {
+            "perm": list(orient.perm),
+            "flip": list(orient.flip),
+            "plane": orient.plane,
+            "oblique_deg": round(orient.max_angle_deg, 2),
+        },
+        "slice": geom.to_dict(),
+        "batch_size": batch_size,
+        "slices": nz,
+    }
     return SegmentationResult(
-        labels=cleaned, probabilities=probs, labels_raw=labels,
+        labels=cleaned,
+        probabilities=probs,
+        labels_raw=labels,
         label_names={lab.value: lab.name for lab in package.labels},
-        domain_warnings=warnings, postprocess=record,
+        domain_warnings=warnings,
+        postprocess=record,
         engine=_engine_info(run, str(name), threads),
-        model={"name": package.name, "version": package.version, "sha256": sha,
-               "file": ENGINE_KINDS.get(str(name), str(name))},
-        timings=timings, geometry=geometry,
+        model={
+            "name": package.name,
+            "version": package.version,
+            "sha256": sha,
+            "file": ENGINE_KINDS.get(str(name), str(name)),
+        },
+        timings=timings,
+        geometry=geometry,
         label_colors={lab.value: tuple(lab.color) for lab in package.labels},
     )

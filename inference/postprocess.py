@@ -38,23 +38,34 @@ DEFAULTS: dict[str, Any] = {
 _KEYS = set(DEFAULTS)
 
 
-def resolve_settings(package_defaults: dict[str, Any] | None, overrides: dict[str, Any] | None) -> dict[str, Any]:
+def resolve_settings(
+    package_defaults: dict[str, Any] | None, overrides: dict[str, Any] | None
+) -> dict[str, Any]:
     """Merge DEFAULTS ← model.json ``postprocess`` ← caller overrides, validated and normalised."""
     s: dict[str, Any] = dict(DEFAULTS)
-    for src, where in ((package_defaults or {}, "model.json postprocess"), (overrides or {}, "postprocess option")):
+    for src, where in (
+        (package_defaults or {}, "model.json postprocess"),
+        (overrides or {}, "postprocess option"),
+    ):
         unknown = set(src) - _KEYS
         if unknown:
             raise PackageError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
         s.update(src)
     try:
         s["enabled"] = bool(s["enabled"])
-        s["min_component_mm3"] = {int(k): float(v) for k, v in dict(s["min_component_mm3"] or {}).items()}
+        s["min_component_mm3"] = {
+            int(k): float(v) for k, v in dict(s["min_component_mm3"] or {}).items()
+        }
         s["largest_component_labels"] = [int(v) for v in s["largest_component_labels"] or []]
         s["fill_holes_labels"] = [int(v) for v in s["fill_holes_labels"] or []]
     except (TypeError, ValueError) as exc:
-        raise PackageError(f"postprocess settings malformed ({exc}); see inference.postprocess") from exc
+        raise PackageError(
+            f"postprocess settings malformed ({exc}); see inference.postprocess"
+        ) from exc
     if s["fill_holes_mode"] not in ("2d", "3d"):
-        raise PackageError(f"postprocess fill_holes_mode must be '2d' or '3d', got {s['fill_holes_mode']!r}")
+        raise PackageError(
+            f"postprocess fill_holes_mode must be '2d' or '3d', got {s['fill_holes_mode']!r}"
+        )
     return s
 
 
@@ -66,7 +77,11 @@ def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
     sub = mask[zs[0] : zs[-1] + 1]
     ys = np.flatnonzero(sub.any(axis=(0, 2)))
     xs = np.flatnonzero(sub.any(axis=(0, 1)))
-    return slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+    return (
+        slice(int(zs[0]), int(zs[-1]) + 1),
+        slice(int(ys[0]), int(ys[-1]) + 1),
+        slice(int(xs[0]), int(xs[-1]) + 1),
+    )
 
 
 _FULL3 = ndimage.generate_binary_structure(3, 3)
@@ -76,7 +91,9 @@ _FILL2_IN3 = np.zeros((3, 3, 3), bool)
 _FILL2_IN3[1] = ndimage.generate_binary_structure(2, 1)  # background 4-connected per slice
 
 
-def _components(sub: np.ndarray, value: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
+def _components(
+    sub: np.ndarray, value: int
+) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
     """26-connected components of ``sub == value``: (voxel index tuple, component id per voxel,
     size per component id). Works on the label's voxels only, never a full-size bincount."""
     mask = sub == value
@@ -167,7 +184,8 @@ def postprocess_labels(
         "largest_component_labels": list(settings["largest_component_labels"]),
         "fill_holes_labels": list(settings["fill_holes_labels"]),
         "fill_holes_mode": settings["fill_holes_mode"],
-        "connectivity": "26 (3-D components); holes: 4-connected background per slice (2d) or 6 (3d)",
+        "connectivity": "26 (3-D components); holes: 4-connected background per slice (2d) or "
+        "6 (3d)",
         "changed_voxels": {},
     }
     if not settings["enabled"]:

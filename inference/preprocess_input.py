@@ -103,7 +103,7 @@ class Orientation:
         return self.perm == (0, 1, 2) and not any(self.flip)
 
     def view(self, arr: np.ndarray, lead: int = 0) -> np.ndarray:
-        """Canonical view (no copy) of ``arr``, whose axes ``lead``, ``lead+1``, ``lead+2`` are [z, y, x].
+        """Canonical view (no copy) of ``arr``, whose axes ``lead`` … ``lead+2`` are [z, y, x].
 
         Writing into the view writes the original array's voxels.
         """
@@ -135,7 +135,9 @@ def orientation_of(direction: np.ndarray) -> Orientation:
     tilted or slightly oblique stack still maps to the nearest canonical orientation.
     """
     d = np.asarray(direction, dtype=np.float64).reshape(3, 3)
-    cols = [d[:, 2 - a] / (np.linalg.norm(d[:, 2 - a]) or 1.0) for a in range(3)]  # numpy axis → LPS vector
+    cols = [
+        d[:, 2 - a] / (np.linalg.norm(d[:, 2 - a]) or 1.0) for a in range(3)
+    ]  # numpy axis → LPS vector
     target = (2, 1, 0)  # canonical axis k shows LPS axis target[k]: I (= -S), P, L
     sign = (-1.0, 1.0, 1.0)
     best: tuple[float, tuple[int, ...]] | None = None
@@ -152,7 +154,7 @@ def orientation_of(direction: np.ndarray) -> Orientation:
     return Orientation(perm, flip, angle, _PLANES[normal_axis])  # type: ignore[arg-type]
 
 
-# ---------------------------------------------------------------------------------- in-plane geometry
+# ------------------------------------------------------------------------- in-plane geometry
 @dataclass(frozen=True)
 class SliceGeometry:
     """In-plane mapping of one canonical slice ``[ny, nx]`` to the network input ``[H, W]``.
@@ -190,14 +192,20 @@ class SliceGeometry:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "in_shape": list(self.in_shape), "in_spacing_mm": list(self.in_spacing),
-            "resized": list(self.resized), "resized_spacing_mm": list(self.out_spacing),
-            "pad_top_bottom_left_right": list(self.pad), "input_shape": list(self.out_shape),
+            "in_shape": list(self.in_shape),
+            "in_spacing_mm": list(self.in_spacing),
+            "resized": list(self.resized),
+            "resized_spacing_mm": list(self.out_spacing),
+            "pad_top_bottom_left_right": list(self.pad),
+            "input_shape": list(self.out_shape),
         }
 
 
-def slice_geometry(shape_yx: tuple[int, int], spacing_yx: tuple[float, float], spec: InputSpec) -> SliceGeometry:
-    """The :class:`SliceGeometry` of a canonical slice of ``shape_yx`` pixels at ``spacing_yx`` mm."""
+def slice_geometry(
+    shape_yx: tuple[int, int], spacing_yx: tuple[float, float], spec: InputSpec
+) -> SliceGeometry:
+    """The :class:`SliceGeometry` of a canonical slice of ``shape_yx`` pixels at "
+    "``spacing_yx`` mm."""
     ny, nx = int(shape_yx[0]), int(shape_yx[1])
     sy, sx = float(spacing_yx[0]), float(spacing_yx[1])
     if spec.inplane_policy == "spacing":
@@ -213,11 +221,14 @@ def slice_geometry(shape_yx: tuple[int, int], spacing_yx: tuple[float, float], s
         rh, rw = ny, nx
     else:
         raise PackageError(
-            f"input.inplane.policy must be 'spacing', 'size' or 'native', got {spec.inplane_policy!r}"
+            "input.inplane.policy must be 'spacing', 'size' or 'native', got "
+            f"{spec.inplane_policy!r}"
         )
     d = max(1, spec.divisible_by)
     py, px = (-rh) % d, (-rw) % d
-    return SliceGeometry((ny, nx), (sy, sx), (rh, rw), (py // 2, py - py // 2, px // 2, px - px // 2))
+    return SliceGeometry(
+        (ny, nx), (sy, sx), (rh, rw), (py // 2, py - py // 2, px // 2, px - px // 2)
+    )
 
 
 # ---------------------------------------------------------------------------------- intensities
@@ -248,18 +259,24 @@ def _resize(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(img, (int(size_hw[1]), int(size_hw[0])), interpolation=interp)
 
 
-def _prepare_one(slice_hu: np.ndarray, geom: SliceGeometry, spec: InputSpec, pad_value: float) -> np.ndarray:
+def _prepare_one(
+    slice_hu: np.ndarray, geom: SliceGeometry, spec: InputSpec, pad_value: float
+) -> np.ndarray:
     img = np.ascontiguousarray(slice_hu, dtype=np.float32)
     img = _resize(img, geom.resized)
     img = normalize_hu(img, spec)
     top, bottom, left, right = geom.pad
     if top or bottom or left or right:
-        img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=float(pad_value))
+        img = cv2.copyMakeBorder(
+            img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=float(pad_value)
+        )
     return img
 
 
-def prepare_slices(canon: np.ndarray, zs: list[int] | np.ndarray, geom: SliceGeometry, spec: InputSpec) -> np.ndarray:
-    """Network input ``float32 [N, C, H, W]`` for canonical slices ``zs`` of ``canon [z', y', x']`` (HU).
+def prepare_slices(
+    canon: np.ndarray, zs: list[int] | np.ndarray, geom: SliceGeometry, spec: InputSpec
+) -> np.ndarray:
+    """Network input ``float32 [N, C, H, W]`` for canonical slices ``zs`` of ``canon`` (HU).
 
     ``C = spec.channels``; channel ``c`` holds slice ``z' + c - C // 2`` clamped to the volume.
     """
@@ -320,8 +337,12 @@ def model_input_for_slice(
     geom = slice_geometry(canon.shape[1:], cs[1:], spec)
     x = prepare_slices(canon, [cz], geom, spec)[0]
     info = {
-        "orientation": {"perm": list(orient.perm), "flip": list(orient.flip), "plane": orient.plane,
-                        "oblique_deg": orient.max_angle_deg},
+        "orientation": {
+            "perm": list(orient.perm),
+            "flip": list(orient.flip),
+            "plane": orient.plane,
+            "oblique_deg": orient.max_angle_deg,
+        },
         "canonical_z": cz,
         "z_meaning": z_meaning,
         "geometry": geom.to_dict(),

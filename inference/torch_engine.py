@@ -1,4 +1,4 @@
-"""The PyTorch twin as an engine: ``engine(x: float32 [N, C, H, W]) -> float32 logits [N, K, H, W]``.
+"""The PyTorch twin as an engine: ``engine(x: float32 [N, C, H, W]) -> logits [N, K, H, W]``.
 
 No Qt, never imports ``viewer``; torch is imported inside functions (it costs ~1 s and 600 MB).
 The architecture comes from ``model.json`` ``"torch": {"architecture", "args"}`` via
@@ -31,7 +31,9 @@ def load_torch_model(package: ModelPackage) -> Any:
     spec = package.torch_spec
     arch = spec.get("architecture")
     if not arch:
-        raise PackageError(f"model package '{package.name}' has no PyTorch twin (model.json 'torch.architecture')")
+        raise PackageError(
+            f"model package '{package.name}' has no PyTorch twin (model.json 'torch.architecture')"
+        )
     try:
         model = build_network(str(arch), dict(spec.get("args", {})))
     except (ValueError, TypeError) as exc:
@@ -68,7 +70,9 @@ class TorchEngine:
 
     kind = "torch"
 
-    def __init__(self, package: ModelPackage, *, threads: int | None = None, channels_last: bool = True) -> None:
+    def __init__(
+        self, package: ModelPackage, *, threads: int | None = None, channels_last: bool = True
+    ) -> None:
         import torch
 
         self.package = package
@@ -90,8 +94,13 @@ class TorchEngine:
         return [self.provider]
 
     def describe(self) -> dict[str, Any]:
-        return {"engine": self.kind, "architecture": self.package.torch_spec.get("architecture"),
-                "threads": self.threads, "channels_last": self.channels_last, "providers": self.providers}
+        return {
+            "engine": self.kind,
+            "architecture": self.package.torch_spec.get("architecture"),
+            "threads": self.threads,
+            "channels_last": self.channels_last,
+            "providers": self.providers,
+        }
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch

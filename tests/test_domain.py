@@ -20,13 +20,22 @@ def pkg(tmp_path_factory: pytest.TempPathFactory):
     return load_package(band_package(tmp_path_factory.mktemp("dom") / "dom"))
 
 
-def _chest(modality: str = "CT", body: str = "CHEST", shape=(4, 512, 512), sp=(5.0, 0.7, 0.7),
-           direction=None) -> ArrayVolume:
+def _chest(
+    modality: str = "CT",
+    body: str = "CHEST",
+    shape=(4, 512, 512),
+    sp=(5.0, 0.7, 0.7),
+    direction=None,
+) -> ArrayVolume:
     rng = np.random.default_rng(0)
     vox = rng.integers(-1000, 400, shape).astype(np.int16)
     vox[:, :20] = -3024  # padding outside a circular reconstruction: must not trip the HU check
-    return ArrayVolume(vox, sp, np.eye(3) if direction is None else direction,
-                       SimpleNamespace(modality=modality, body_part=body))
+    return ArrayVolume(
+        vox,
+        sp,
+        np.eye(3) if direction is None else direction,
+        SimpleNamespace(modality=modality, body_part=body),
+    )
 
 
 class TestCheckDomain:
@@ -56,7 +65,9 @@ class TestCheckDomain:
         a = np.radians(25)
         tilt = np.array([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]]).T
         assert any("oblique (25°" in s for s in check_domain(_chest(direction=tilt), pkg))
-        cor = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float).T  # rows toward feet, slices toward P
+        cor = np.array(
+            [[1, 0, 0], [0, 0, -1], [0, 1, 0]], float
+        ).T  # rows toward feet, slices toward P
         w = check_domain(_chest(shape=(512, 4, 512), sp=(0.7, 5.0, 0.7), direction=cor), pkg)
         assert any("slices are coronal" in s for s in w)
 
@@ -66,8 +77,12 @@ class TestCheckDomain:
 
 
 def test_pipeline_refuses_mr_unless_forced(tmp_path: Path, pkg) -> None:
-    mr = ArrayVolume(np.full((2, 384, 384), 300, np.int16), (4.0, 0.8, 0.8), np.eye(3),
-                     SimpleNamespace(modality="MR", body_part="CHEST"))
+    mr = ArrayVolume(
+        np.full((2, 384, 384), 300, np.int16),
+        (4.0, 0.8, 0.8),
+        np.eye(3),
+        SimpleNamespace(modality="MR", body_part="CHEST"),
+    )
     with pytest.raises(DomainError, match="modality is MR.*--force") as ei:
         segment_volume(mr, pkg)
     assert ei.value.warnings and "MR" in ei.value.warnings[0]
@@ -78,7 +93,9 @@ def test_pipeline_refuses_mr_unless_forced(tmp_path: Path, pkg) -> None:
 
 def test_ct_without_rescale_is_flagged(pkg) -> None:
     raw = _chest()
-    raw.voxels = (raw.voxels.clip(-1000, None) + 1024).astype(np.int16)  # stored values, intercept missing
+    raw.voxels = (raw.voxels.clip(-1000, None) + 1024).astype(
+        np.int16
+    )  # stored values, intercept missing
     assert any("no air in the image" in s for s in check_domain(raw, pkg))
 
 

@@ -29,8 +29,14 @@ LABELS = [
     {"value": 2, "name": "left lung", "color": [60, 120, 220]},
     {"value": 3, "name": "lesion", "color": [250, 210, 40]},
 ]
-DOMAIN = {"modalities": ["CT"], "body_parts": ["CHEST", "LUNG", "THORAX", ""], "hu_range": [-1100, 3100],
-          "pixel_spacing_mm": [0.4, 1.2], "fov_mm": [250, 550], "orientations": ["axial"]}
+DOMAIN = {
+    "modalities": ["CT"],
+    "body_parts": ["CHEST", "LUNG", "THORAX", ""],
+    "hu_range": [-1100, 3100],
+    "pixel_spacing_mm": [0.4, 1.2],
+    "fov_mm": [250, 550],
+    "orientations": ["axial"],
+}
 
 
 # ---------------------------------------------------------------------------------- model builders
@@ -38,19 +44,42 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_package(root: Path, files: dict[str, Path], *, input_spec: dict[str, Any] | None = None,
-                  labels: list[dict[str, Any]] | None = None, postprocess: dict[str, Any] | None = None,
-                  torch_spec: dict[str, Any] | None = None, domain: dict[str, Any] | None = None) -> Path:
-    """Write ``root/model.json`` declaring ``files`` (kind → path inside root) with real SHA-256s."""
-    spec = {"channels": 1, "layout": "NCHW", "window": {"center": -600, "width": 1500}, "normalize": "0..1",
-            "inplane": {"policy": "spacing", "spacing_mm": 1.0}, "divisible_by": 16,
-            "orientation": "LPS-axial", "pad_value_hu": -1024}
+def write_package(
+    root: Path,
+    files: dict[str, Path],
+    *,
+    input_spec: dict[str, Any] | None = None,
+    labels: list[dict[str, Any]] | None = None,
+    postprocess: dict[str, Any] | None = None,
+    torch_spec: dict[str, Any] | None = None,
+    domain: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``root/model.json`` declaring ``files`` (kind → path inside root) with real "
+    "SHA-256s."""
+    spec = {
+        "channels": 1,
+        "layout": "NCHW",
+        "window": {"center": -600, "width": 1500},
+        "normalize": "0..1",
+        "inplane": {"policy": "spacing", "spacing_mm": 1.0},
+        "divisible_by": 16,
+        "orientation": "LPS-axial",
+        "pad_value_hu": -1024,
+    }
     spec.update(input_spec or {})
-    mj = {"schema": 1, "name": root.name, "version": "0.0.1", "task": "segmentation", "modalities": ["CT"],
-          "labels": labels or LABELS, "input": spec, "domain": domain or DOMAIN,
-          "files": {k: {"path": p.name, "sha256": _sha(p)} for k, p in files.items()},
-          "output": {"kind": "logits", "activation": "softmax"},
-          "postprocess": postprocess if postprocess is not None else {}}
+    mj = {
+        "schema": 1,
+        "name": root.name,
+        "version": "0.0.1",
+        "task": "segmentation",
+        "modalities": ["CT"],
+        "labels": labels or LABELS,
+        "input": spec,
+        "domain": domain or DOMAIN,
+        "files": {k: {"path": p.name, "sha256": _sha(p)} for k, p in files.items()},
+        "output": {"kind": "logits", "activation": "softmax"},
+        "postprocess": postprocess if postprocess is not None else {},
+    }
     if torch_spec:
         mj["torch"] = torch_spec
     (root / "model.json").write_text(json.dumps(mj, indent=1), encoding="utf-8")
@@ -58,7 +87,8 @@ def write_package(root: Path, files: dict[str, Path], *, input_spec: dict[str, A
 
 
 def build_band_onnx(path: Path, centers: list[float], channels: int = 1) -> Path:
-    """A real ONNX predictor with known output: logit_k = -(x_c - centers[k])², x_c the centre channel.
+    """A real ONNX predictor with known output: logit_k = -(x_c - centers[k])², x_c the centre
+    channel.
 
     So the argmax is the label whose centre is nearest to the normalised input value: exact
     expectations for resampling/orientation/stitching tests. Dynamic N, H, W.
@@ -71,13 +101,19 @@ def build_band_onnx(path: Path, centers: list[float], channels: int = 1) -> Path
         helper.make_node("Mul", ["d", "d"], ["d2"]),
         helper.make_node("Neg", ["d2"], ["logits"]),
     ]
-    inits = [numpy_helper.from_array(np.array([c], np.int64), "c0"),
-             numpy_helper.from_array(np.array([c + 1], np.int64), "c1"),
-             numpy_helper.from_array(np.array([1], np.int64), "ax"),
-             numpy_helper.from_array(np.array(centers, np.float32).reshape(1, k, 1, 1), "m")]
+    inits = [
+        numpy_helper.from_array(np.array([c], np.int64), "c0"),
+        numpy_helper.from_array(np.array([c + 1], np.int64), "c1"),
+        numpy_helper.from_array(np.array([1], np.int64), "ax"),
+        numpy_helper.from_array(np.array(centers, np.float32).reshape(1, k, 1, 1), "m"),
+    ]
     graph = helper.make_graph(
-        nodes, "band", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, "H", "W"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k, "H", "W"])], inits)
+        nodes,
+        "band",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k, "H", "W"])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -86,18 +122,35 @@ def build_band_onnx(path: Path, centers: list[float], channels: int = 1) -> Path
 
 
 def build_slow_onnx(path: Path, layers: int = 300, ch: int = 16) -> Path:
-    """A real ONNX model with many Conv nodes (seconds per 512² run), to interrupt with terminate."""
+    """A real ONNX model with many Conv nodes (seconds per 512² run), to interrupt with "
+    "terminate."""
     rng = np.random.default_rng(0)
     nodes = [helper.make_node("Conv", ["x", "w_in"], ["h0"], pads=[1, 1, 1, 1])]
-    inits = [numpy_helper.from_array((rng.standard_normal((ch, 1, 3, 3)) * 0.1).astype(np.float32), "w_in")]
+    inits = [
+        numpy_helper.from_array(
+            (rng.standard_normal((ch, 1, 3, 3)) * 0.1).astype(np.float32), "w_in"
+        )
+    ]
     for i in range(layers):
-        inits.append(numpy_helper.from_array((rng.standard_normal((ch, ch, 3, 3)) * 0.02).astype(np.float32), f"w{i}"))
+        inits.append(
+            numpy_helper.from_array(
+                (rng.standard_normal((ch, ch, 3, 3)) * 0.02).astype(np.float32), f"w{i}"
+            )
+        )
         nodes.append(helper.make_node("Conv", [f"h{i}", f"w{i}"], [f"h{i + 1}"], pads=[1, 1, 1, 1]))
-    inits.append(numpy_helper.from_array((rng.standard_normal((4, ch, 1, 1)) * 0.1).astype(np.float32), "w_out"))
+    inits.append(
+        numpy_helper.from_array(
+            (rng.standard_normal((4, ch, 1, 1)) * 0.1).astype(np.float32), "w_out"
+        )
+    )
     nodes.append(helper.make_node("Conv", [f"h{layers}", "w_out"], ["logits"]))
     graph = helper.make_graph(
-        nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4, "H", "W"])], inits)
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -110,26 +163,46 @@ def band_package(root: Path, centers: tuple[float, ...] = (0.0, 0.5, 1.0), **kw:
     channels = int(kw.get("input_spec", {}).get("channels", 1))
     onnx_path = build_band_onnx(root / "model.onnx", list(centers), channels)
     labels = kw.pop("labels", None) or [
-        {"value": i, "name": ["background", "right lung", "left lung", "lesion"][i] if i < 4 else f"l{i}",
-         "color": [i * 40, 0, 0]} for i in range(len(centers))]
+        {
+            "value": i,
+            "name": ["background", "right lung", "left lung", "lesion"][i] if i < 4 else f"l{i}",
+            "color": [i * 40, 0, 0],
+        }
+        for i in range(len(centers))
+    ]
     return write_package(root, {"onnx": onnx_path}, labels=labels, **kw)
 
 
 def tiny_unet_package(root: Path, *, base: int = 4, depth: int = 2, int8: bool = True) -> Path:
-    """A real (untrained, seeded) UNet2D: torch weights, ONNX export (dynamic N/H/W), optional INT8."""
+    """A real (untrained, seeded) UNet2D: torch weights, ONNX export (dynamic N/H/W), optional "
+    "INT8."""
     import torch
 
     from inference.networks import UNet2D
 
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    args = {"in_channels": 1, "num_classes": 4, "base": base, "depth": depth, "norm": "batch", "up": "transpose"}
+    args = {
+        "in_channels": 1,
+        "num_classes": 4,
+        "base": base,
+        "depth": depth,
+        "norm": "batch",
+        "up": "transpose",
+    }
     net = UNet2D(**args).eval()
     torch.save(net.state_dict(), root / "model.pt")
     onnx_path = root / "model.onnx"
-    torch.onnx.export(net, torch.zeros(1, 1, 32, 32), str(onnx_path), input_names=["image"],
-                      output_names=["logits"], opset_version=17, dynamo=False,
-                      dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}, "logits": {0: "N", 2: "H", 3: "W"}})
+    torch.onnx.export(
+        net,
+        torch.zeros(1, 1, 32, 32),
+        str(onnx_path),
+        input_names=["image"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamo=False,
+        dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}, "logits": {0: "N", 2: "H", 3: "W"}},
+    )
     files = {"onnx": onnx_path, "torch": root / "model.pt"}
     if int8:
         from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
@@ -137,16 +210,31 @@ def tiny_unet_package(root: Path, *, base: int = 4, depth: int = 2, int8: bool =
         class _Reader(CalibrationDataReader):
             def __init__(self) -> None:
                 r = np.random.default_rng(1)
-                self.items = iter([{"image": r.random((1, 1, 32, 32), dtype=np.float32)} for _ in range(4)])
+                self.items = iter(
+                    [{"image": r.random((1, 1, 32, 32), dtype=np.float32)} for _ in range(4)]
+                )
 
             def get_next(self) -> dict[str, np.ndarray] | None:
                 return next(self.items, None)
 
-        quantize_static(str(onnx_path), str(root / "model.int8.onnx"), _Reader(),
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(onnx_path),
+            str(root / "model.int8.onnx"),
+            _Reader(),
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
         files["onnx_int8"] = root / "model.int8.onnx"
-    return write_package(root, files, input_spec={"divisible_by": 2**depth},
-                         torch_spec={"architecture": "UNet2D", "args": args, "gradcam_target_layer": f"decoder.{depth - 1}"})
+    return write_package(
+        root,
+        files,
+        input_spec={"divisible_by": 2**depth},
+        torch_spec={
+            "architecture": "UNet2D",
+            "args": args,
+            "gradcam_target_layer": f"decoder.{depth - 1}",
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +260,9 @@ class TestProviders:
     def test_missing_provider_is_a_clear_error(self) -> None:
         if "CUDAExecutionProvider" in available_providers():
             pytest.skip("CUDA is installed here")
-        with pytest.raises(EngineError, match="CUDAExecutionProvider.*not available.*available: .*CPUExecution"):
+        with pytest.raises(
+            EngineError, match="CUDAExecutionProvider.*not available.*available: .*CPUExecution"
+        ):
             resolve_providers("cuda")
 
 
@@ -190,7 +280,9 @@ class TestOnnxEngine:
 
     def test_spec_mismatch_raises(self, tmp_path: Path) -> None:
         path = build_band_onnx(tmp_path / "m.onnx", [0.0, 1.0], channels=3)
-        with pytest.raises(EngineError, match="takes 3 channels but model.json input.channels is 1"):
+        with pytest.raises(
+            EngineError, match="takes 3 channels but model.json input.channels is 1"
+        ):
             OnnxEngine(path, expected_channels=1)
         with pytest.raises(EngineError, match="has 2 classes but model.json declares 4"):
             OnnxEngine(path, expected_classes=4)
@@ -226,7 +318,9 @@ class TestOnnxEngine:
         t_cancel = time.perf_counter()
         eng.terminate()
         th.join(10)
-        assert ended["how"] == "cancelled", "the run finished before terminate took effect (model too fast?)"
+        assert ended["how"] == "cancelled", (
+            "the run finished before terminate took effect (model too fast?)"
+        )
         assert ended["t"] - t_cancel < 1.0
         with pytest.raises(Cancelled):
             eng(x)  # refused until reset
@@ -281,10 +375,14 @@ def test_segment_volume_with_each_engine(tiny_unet: Path) -> None:
     pkg = load_package(tiny_unet)
     rng = np.random.default_rng(5)
     vox = rng.integers(-1000, 300, (3, 300, 300)).astype(np.int16)
-    vol = ArrayVolume(vox, (3.0, 0.9, 0.9), np.eye(3), SimpleNamespace(modality="CT", body_part="CHEST"))
+    vol = ArrayVolume(
+        vox, (3.0, 0.9, 0.9), np.eye(3), SimpleNamespace(modality="CT", body_part="CHEST")
+    )
     res = {k: segment_volume(vol, pkg, engine=k, threads=1) for k in ("onnx", "torch", "onnx-int8")}
     assert res["onnx"].engine["providers"] == ["CPUExecutionProvider"]
-    assert res["torch"].engine["engine"] == "torch" and res["onnx-int8"].model["file"] == "onnx_int8"
+    assert (
+        res["torch"].engine["engine"] == "torch" and res["onnx-int8"].model["file"] == "onnx_int8"
+    )
     assert res["onnx"].model["sha256"] == pkg.files["onnx"].sha256
     agree = (res["onnx"].labels_raw == res["torch"].labels_raw).mean()
     assert agree > 0.999

@@ -1,4 +1,5 @@
-"""segment_volume with predictors whose answer is known: resampling, padding, stitching, orientation.
+"""segment_volume with predictors whose answer is known: resampling, padding, stitching,
+orientation.
 
 The "band" model is a real ONNX file (tests/test_engines.py) whose argmax is the label whose
 centre (0, 0.5, 1 in normalised units) is nearest to the input value, so the expected label map
@@ -19,7 +20,12 @@ from inference.domain import DomainError
 from inference.jobs import Cancelled, CancelToken
 from inference.package import PackageError, load_package
 from inference.pipeline import segment_volume, threshold_labels
-from inference.preprocess_input import ArrayVolume, model_input_for_slice, normalize_hu, orientation_of
+from inference.preprocess_input import (
+    ArrayVolume,
+    model_input_for_slice,
+    normalize_hu,
+    orientation_of,
+)
 from tests.test_engines import band_package, build_slow_onnx, write_package
 
 CHEST = SimpleNamespace(modality="CT", body_part="CHEST")
@@ -56,9 +62,16 @@ class TestExactStitching:
     def test_progress_per_batch(self, band) -> None:
         calls = []
         vox = np.full((5, 256, 256), -600, np.int16)
-        segment_volume(_vol(vox), band, batch_size=2, progress=lambda d, t, m: calls.append((d, t, m)))
-        assert calls == [(0, 5, "starting the engine"), (2, 5, "slice 2/5"), (4, 5, "slice 4/5"),
-                         (5, 5, "slice 5/5"), (5, 5, "post-processing")]
+        segment_volume(
+            _vol(vox), band, batch_size=2, progress=lambda d, t, m: calls.append((d, t, m))
+        )
+        assert calls == [
+            (0, 5, "starting the engine"),
+            (2, 5, "slice 2/5"),
+            (4, 5, "slice 4/5"),
+            (5, 5, "slice 5/5"),
+            (5, 5, "post-processing"),
+        ]
 
     def test_threshold_labels(self, band) -> None:
         vox = np.full((1, 256, 256), -600, np.int16)
@@ -82,7 +95,9 @@ class TestResampling:
         # every pixel whose 3x3 neighbourhood is uniform in the truth comes back exactly
         from scipy import ndimage
 
-        uniform = ndimage.maximum_filter(truth, size=(1, 3, 3)) == ndimage.minimum_filter(truth, size=(1, 3, 3))
+        uniform = ndimage.maximum_filter(truth, size=(1, 3, 3)) == ndimage.minimum_filter(
+            truth, size=(1, 3, 3)
+        )
         np.testing.assert_array_equal(res.labels[uniform], truth[uniform])
         assert uniform.mean() > 0.5  # the exact check covers most of the image
 
@@ -98,7 +113,11 @@ class TestResampling:
         assert res.geometry["slice"]["resized"] == [280, 324]  # round(400*0.7), round(360*0.9)
 
     def test_size_policy(self, tmp_path: Path) -> None:
-        pkg = load_package(band_package(tmp_path / "s", input_spec={"inplane": {"policy": "size", "size": [128, 96]}}))
+        pkg = load_package(
+            band_package(
+                tmp_path / "s", input_spec={"inplane": {"policy": "size", "size": [128, 96]}}
+            )
+        )
         vox = np.full((2, 320, 320), -600, np.int16)
         vox[:, :160] = 100
         res = segment_volume(_vol(vox), pkg)
@@ -121,8 +140,11 @@ POSITIONS = {  # (IOP row, IOP col, slice step) as a loader builds them (z sorte
 }
 
 
-def _phantom(direction: np.ndarray, shape=(6, 64, 80), spacing=1.0) -> tuple[ArrayVolume, np.ndarray]:
-    """Sample a physical phantom on the grid of ``direction``: returns the volume and LPS of each voxel."""
+def _phantom(
+    direction: np.ndarray, shape=(6, 64, 80), spacing=1.0
+) -> tuple[ArrayVolume, np.ndarray]:
+    """Sample a physical phantom on the grid of ``direction``: returns the volume and LPS of "
+    "each voxel."""
     nz, ny, nx = shape
     z, y, x = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
     idx = np.stack([x - (nx - 1) / 2, y - (ny - 1) / 2, z - (nz - 1) / 2], axis=-1) * spacing
@@ -134,7 +156,8 @@ def _phantom(direction: np.ndarray, shape=(6, 64, 80), spacing=1.0) -> tuple[Arr
 
 
 def side_engine(x: np.ndarray) -> np.ndarray:
-    """Position-sensitive predictor: in the body, image-left half → label 1, image-right → label 2."""
+    """Position-sensitive predictor: in the body, image-left half → label 1, image-right → "
+    "label 2."""
     n, _, h, w = x.shape
     body = x[:, 0] > 0.25
     logits = np.zeros((n, 3, h, w), np.float32)
@@ -148,9 +171,13 @@ class TestOrientation:
     @pytest.mark.parametrize("position", list(POSITIONS))
     def test_right_label_on_patient_right(self, band, position: str) -> None:
         vol, lps = _phantom(_direction(*POSITIONS[position]))
-        res = segment_volume(vol, band, engine=side_engine, force_domain=True)  # small FOV: fast test
+        res = segment_volume(
+            vol, band, engine=side_engine, force_domain=True
+        )  # small FOV: fast test
         assert (res.labels == 1).sum() > 1000
-        assert (lps[res.labels == 1][:, 0] < 0).all(), "label 1 must be on the patient's right (LPS x < 0)"
+        assert (lps[res.labels == 1][:, 0] < 0).all(), (
+            "label 1 must be on the patient's right (LPS x < 0)"
+        )
         assert (lps[res.labels == 2][:, 0] > 0).all()
 
     @pytest.mark.parametrize("position", list(POSITIONS))
@@ -177,7 +204,9 @@ class TestOrientation:
         t = orientation_of(_direction(*POSITIONS["HFS-transposed"]))
         assert t.perm == (0, 2, 1) and t.flip == (False, False, False)
         a = np.radians(20)
-        tilted = orientation_of(_direction((1, 0, 0), (0, np.cos(a), np.sin(a)), (0, np.sin(a), -np.cos(a))))
+        tilted = orientation_of(
+            _direction((1, 0, 0), (0, np.cos(a), np.sin(a)), (0, np.sin(a), -np.cos(a)))
+        )
         assert tilted.is_identity and abs(tilted.max_angle_deg - 20) < 1e-6
 
 
@@ -191,7 +220,7 @@ class TestModelInput:
             return side_engine(x)
 
         segment_volume(vol, band, engine=spy, batch_size=1, force_domain=True)
-        # HFP: slices run toward the head, canonical runs head → feet: original slice 1 is canonical 4
+        # HFP: slices run toward the head, canonical head → feet: original slice 1 is canonical 4
         x, info = model_input_for_slice(vol, 1, band)
         assert info["canonical_z"] == 4 and info["geometry"]["input_shape"] == [64, 80]
         np.testing.assert_array_equal(x, seen["batches"][4][0])
@@ -203,8 +232,12 @@ class TestModelInput:
         feet_first = np.diag([1.0, 1.0, -1.0])  # slice 0 most cranial, like the training phantoms
         x, _ = model_input_for_slice(_vol(vox, direction=feet_first), 0, pkg)
         assert x.shape == (3, 256, 256)
-        norm = [float(normalize_hu(np.float32(v), pkg.input)) for v in (-1050, -1050, -750)]  # clamped z-1
-        x_hfs, info = model_input_for_slice(_vol(vox), 0, pkg)  # loaded HFS: slice 0 is the most caudal
+        norm = [
+            float(normalize_hu(np.float32(v), pkg.input)) for v in (-1050, -1050, -750)
+        ]  # clamped z-1
+        x_hfs, info = model_input_for_slice(
+            _vol(vox), 0, pkg
+        )  # loaded HFS: slice 0 is the most caudal
         assert info["canonical_z"] == 3
         assert [float(x_hfs[c, 5, 5]) for c in range(3)] == pytest.approx(norm[::-1])
         assert [float(x[c, 5, 5]) for c in range(3)] == pytest.approx(norm)
@@ -223,7 +256,9 @@ class TestCancelAndErrors:
         threading.Timer(0.5, token.cancel).start()
         t0 = time.perf_counter()
         with pytest.raises(Cancelled):
-            segment_volume(_vol(np.full((40, 256, 256), -600, np.int16)), band, engine=slow, cancel=token)
+            segment_volume(
+                _vol(np.full((40, 256, 256), -600, np.int16)), band, engine=slow, cancel=token
+            )
         assert time.perf_counter() - t0 < 1.5
 
     def test_cancel_interrupts_blocking_onnx_run(self, tmp_path: Path) -> None:

@@ -31,16 +31,27 @@ def _labels() -> np.ndarray:
 class TestPostprocess:
     def test_each_step(self) -> None:
         lab = _labels()
-        s = resolve_settings({"largest_component_labels": [1, 2], "fill_holes_labels": [1, 2],
-                              "min_component_mm3": {"3": 10.0}}, None)
+        s = resolve_settings(
+            {
+                "largest_component_labels": [1, 2],
+                "fill_holes_labels": [1, 2],
+                "min_component_mm3": {"3": 10.0},
+            },
+            None,
+        )
         out, rec = postprocess_labels(lab, SP, s)
         assert (lab == _labels()).all(), "input must not be modified"
         assert out[5, 38:40, 0:2].sum() == 0  # 8 mm³ lesion removed
         assert (out[2, 10:13, 10:13] == 3).all()  # 18 mm³ lesion kept, lung not painted over it
         assert (out[2:4, 18:22, 12:16] == 1).all()  # hole filled
         assert (out[0, 0:2, 58:60] == 0).all()  # island removed
-        assert rec["changed_voxels"] == {"removed_small_3": 4, "largest_component_1": 0, "largest_component_2": 4,
-                                         "filled_holes_1": 32, "filled_holes_2": 0}
+        assert rec["changed_voxels"] == {
+            "removed_small_3": 4,
+            "largest_component_1": 0,
+            "largest_component_2": 4,
+            "filled_holes_1": 32,
+            "filled_holes_2": 0,
+        }
         assert rec["min_component_mm3"] == {"3": 10.0}
 
     def test_removed_lesion_inside_lung_becomes_lung(self) -> None:
@@ -54,7 +65,9 @@ class TestPostprocess:
         s = resolve_settings({"largest_component_labels": [1, 2]}, {"enabled": False})
         out, rec = postprocess_labels(lab, SP, s)
         assert (out == lab).all() and rec["enabled"] is False and rec["changed_voxels"] == {}
-        s2 = resolve_settings({"largest_component_labels": [1, 2]}, {"largest_component_labels": []})
+        s2 = resolve_settings(
+            {"largest_component_labels": [1, 2]}, {"largest_component_labels": []}
+        )
         assert s2["largest_component_labels"] == []
 
     def test_fill_3d_vs_2d(self) -> None:
@@ -63,7 +76,9 @@ class TestPostprocess:
         lab[1:4, 8:12, 8:12] = 0  # a cavity closed in 3-D; open toward no side in 2-D either
         lab[0, 8:12, 8:12] = 0  # ...now open through the top slice: 3-D hole no longer enclosed
         out2, _ = postprocess_labels(lab, SP, resolve_settings({"fill_holes_labels": [1]}, None))
-        out3, _ = postprocess_labels(lab, SP, resolve_settings({"fill_holes_labels": [1], "fill_holes_mode": "3d"}, None))
+        out3, _ = postprocess_labels(
+            lab, SP, resolve_settings({"fill_holes_labels": [1], "fill_holes_mode": "3d"}, None)
+        )
         assert (out2 == 1)[:, 2:18, 2:18].all()  # per slice every hole is enclosed
         assert (out3[1:4, 8:12, 8:12] == 0).all()  # connected to the outside through slice 0
 

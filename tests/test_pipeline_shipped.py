@@ -44,11 +44,18 @@ def shipped():
 @pytest.fixture(scope="module")
 def phantom():
     phantom = pytest.importorskip("inference.phantom")
-    hu, lab, info = phantom.generate_volume(np.random.default_rng(987_654), shape=(16, 420, 420),
-                                            spacing=(6.0, 0.8, 0.8), z_range=(0.3, 0.7), lesions=1)
+    hu, lab, info = phantom.generate_volume(
+        np.random.default_rng(987_654),
+        shape=(16, 420, 420),
+        spacing=(6.0, 0.8, 0.8),
+        z_range=(0.3, 0.7),
+        lesions=1,
+    )
     # generator order: slice 0 most cranial; a HFS loader stores slice 0 most caudal
     hu, lab = np.ascontiguousarray(hu[::-1]).astype(np.int16), np.ascontiguousarray(lab[::-1])
-    vol = ArrayVolume(hu, (6.0, 0.8, 0.8), np.eye(3), SimpleNamespace(modality="CT", body_part="CHEST"))
+    vol = ArrayVolume(
+        hu, (6.0, 0.8, 0.8), np.eye(3), SimpleNamespace(modality="CT", body_part="CHEST")
+    )
     return vol, lab
 
 
@@ -83,14 +90,22 @@ def test_dicom_round_trip_keeps_laterality(shipped, phantom, tmp_path, position:
     from viewer.dicom.load import load_path
     from viewer.dicom.synth import write_series
 
-    vol0, truth0 = phantom  # HFS as loaded: slice 0 caudal, columns → patient left, rows → posterior
+    vol0, truth0 = (
+        phantom  # HFS as loaded: slice 0 caudal, columns → patient left, rows → posterior
+    )
     arr, lab = vol0.voxels[::-1], truth0[::-1]  # slice 0 cranial
     if position == "FFS":  # columns toward patient right, slices toward the feet
         img, ref, iop = arr[:, :, ::-1], lab[:, :, ::-1], (-1, 0, 0, 0, 1, 0)
     else:  # HFP: columns toward patient right, rows toward anterior, slices toward the head
         img, ref, iop = arr[::-1, ::-1, ::-1], lab[::-1, ::-1, ::-1], (-1, 0, 0, 0, -1, 0)
-    write_series(tmp_path / position, np.ascontiguousarray(img), spacing=(6.0, 0.8, 0.8), iop=iop,
-                 patient_position=position, extra={"BodyPartExamined": "CHEST"})
+    write_series(
+        tmp_path / position,
+        np.ascontiguousarray(img),
+        spacing=(6.0, 0.8, 0.8),
+        iop=iop,
+        patient_position=position,
+        extra={"BodyPartExamined": "CHEST"},
+    )
     vol = load_path(tmp_path / position)
     assert vol.shape == img.shape
     res = segment_volume(vol, shipped, engine="onnx", threads=2, keep_probabilities=False)

@@ -1,4 +1,4 @@
-"""``clinical-viewer segment`` end to end: real DICOM files (viewer.dicom.synth) → real ONNX model → files.
+"""``clinical-viewer segment`` end to end: real DICOM (viewer.dicom.synth) → real ONNX → files.
 
 The model is the "band" ONNX predictor (tests/test_engines.py) installed in the per-test user
 models folder, so every output voxel and every statistic is known in advance.
@@ -20,10 +20,12 @@ from viewer.cli import main
 from viewer.dicom.synth import write_series
 
 ROOT = Path(__file__).resolve().parents[1]
-LABELS = [{"value": 0, "name": "background", "color": [0, 0, 0]},
-          {"value": 1, "name": "right lung", "color": [220, 80, 60]},
-          {"value": 2, "name": "left lung", "color": [60, 120, 220]},
-          {"value": 3, "name": "lesion", "color": [250, 210, 40]}]
+LABELS = [
+    {"value": 0, "name": "background", "color": [0, 0, 0]},
+    {"value": 1, "name": "right lung", "color": [220, 80, 60]},
+    {"value": 2, "name": "left lung", "color": [60, 120, 220]},
+    {"value": 3, "name": "lesion", "color": [250, 210, 40]},
+]
 # normalised centres 0, .5, .75, 1 (window -600/1500): air -1050 → 0, -600 → 1, -225 → 2, 150 → 3
 CENTRES = (0.0, 0.5, 0.75, 1.0)
 
@@ -51,8 +53,14 @@ def model_dir() -> Path:
 def series(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     hu, lab = _phantom()
     folder = tmp_path / "dicom" / "ct"
-    write_series(folder, hu, spacing=(2.5, 1.0, 1.0), origin=(-128.0, -128.0, -100.0), series_number=3,
-                 extra={"BodyPartExamined": "CHEST"})
+    write_series(
+        folder,
+        hu,
+        spacing=(2.5, 1.0, 1.0),
+        origin=(-128.0, -128.0, -100.0),
+        series_number=3,
+        extra={"BodyPartExamined": "CHEST"},
+    )
     return folder, hu, lab
 
 
@@ -80,9 +88,13 @@ class TestSegmentOne:
         assert by["lesion"]["volume_ml"] == pytest.approx(240 * 2.5 / 1000)
         assert by["left lung"]["hu"]["mean"] == -225.0
         les = doc["statistics"]["lesions"]["3"]
-        assert les["count"] == 1 and les["components"][0]["longest_axial_diameter_mm"] == pytest.approx(np.hypot(10, 12), abs=0.01)
+        assert les["count"] == 1 and les["components"][0][
+            "longest_axial_diameter_mm"
+        ] == pytest.approx(np.hypot(10, 12), abs=0.01)
         assert doc["model"]["name"] == "band-cli" and len(doc["model"]["sha256"]) == 64
-        assert doc["engine"]["providers"] == ["CPUExecutionProvider"] and doc["engine"]["threads"] == 1
+        assert (
+            doc["engine"]["providers"] == ["CPUExecutionProvider"] and doc["engine"]["threads"] == 1
+        )
         assert doc["domain_warnings"] == [] and "inference" in doc["timings_s"]
         for f in doc["files"]:
             assert (out / f).is_file(), f
@@ -93,21 +105,49 @@ class TestSegmentOne:
 
     def test_mr_refused_then_forced(self, model_dir, tmp_path, capsys) -> None:
         folder = tmp_path / "mr"
-        write_series(folder, np.full((3, 256, 256), 300, np.int16), spacing=(4, 1, 1), modality="MR")
+        write_series(
+            folder, np.full((3, 256, 256), 300, np.int16), spacing=(4, 1, 1), modality="MR"
+        )
         assert _run(str(folder), "--model", "band-cli", "--out", str(tmp_path / "o1")) == 2
         assert "modality is MR" in capsys.readouterr().err
         assert not (tmp_path / "o1" / "labels.nii.gz").exists()
-        assert _run(str(folder), "--model", "band-cli", "--force", "--out", str(tmp_path / "o2")) == 0
+        assert (
+            _run(str(folder), "--model", "band-cli", "--force", "--out", str(tmp_path / "o2")) == 0
+        )
         doc = json.loads((tmp_path / "o2" / "stats.json").read_text())
         assert doc["forced"] is True and any("modality is MR" in w for w in doc["domain_warnings"])
 
     def test_bad_inputs_exit_2(self, model_dir, series, tmp_path, capsys) -> None:
         folder, _, _ = series
-        assert _run(str(tmp_path / "nope"), "--model", "band-cli", "--out", str(tmp_path / "o")) == 2
+        assert (
+            _run(str(tmp_path / "nope"), "--model", "band-cli", "--out", str(tmp_path / "o")) == 2
+        )
         assert _run(str(folder), "--model", "no-such-model", "--out", str(tmp_path / "o")) == 2
         assert "no model package named 'no-such-model'" in capsys.readouterr().err
-        assert _run(str(folder), "--model", "band-cli", "--series", "1.2.3", "--out", str(tmp_path / "o")) == 2
-        assert _run(str(folder), "--model", "band-cli", "--engine", "torch", "--out", str(tmp_path / "o")) == 2
+        assert (
+            _run(
+                str(folder),
+                "--model",
+                "band-cli",
+                "--series",
+                "1.2.3",
+                "--out",
+                str(tmp_path / "o"),
+            )
+            == 2
+        )
+        assert (
+            _run(
+                str(folder),
+                "--model",
+                "band-cli",
+                "--engine",
+                "torch",
+                "--out",
+                str(tmp_path / "o"),
+            )
+            == 2
+        )
         assert "has no torch file" in capsys.readouterr().err
         with open(model_dir / "model.onnx", "ab") as f:
             f.write(b"x")
@@ -117,13 +157,22 @@ class TestSegmentOne:
 
 def test_batch_continues_past_bad_series(model_dir, series, tmp_path, capsys) -> None:
     folder, _, lab = series
-    write_series(folder.parent / "mr", np.full((3, 256, 256), 300, np.int16), spacing=(4, 1, 1), modality="MR",
-                 series_number=7)
+    write_series(
+        folder.parent / "mr",
+        np.full((3, 256, 256), 300, np.int16),
+        spacing=(4, 1, 1),
+        modality="MR",
+        series_number=7,
+    )
     out = tmp_path / "batch"
     assert _run(str(folder.parent), "--model", "band-cli", "--anonymize", "--out", str(out)) == 2
     summary = json.loads((out / "summary.json").read_text())
     status = {r["folder"].split("_")[0]: r["status"] for r in summary["series"]}
-    assert status == {"003": "ok", "007": "bad input"} and summary["ok"] == 1 and summary["failed"] == 1
+    assert (
+        status == {"003": "ok", "007": "bad input"}
+        and summary["ok"] == 1
+        and summary["failed"] == 1
+    )
     ok = next(r["folder"] for r in summary["series"] if r["status"] == "ok")
     doc = json.loads((out / ok / "stats.json").read_text())
     assert "series_instance_uid" not in doc["series"] and "description" not in doc["series"]
@@ -133,8 +182,21 @@ def test_batch_continues_past_bad_series(model_dir, series, tmp_path, capsys) ->
 
 def test_console_script_exit_code(tmp_path: Path) -> None:
     """The real entry point in a fresh process: bad input → exit 2 with the message on stderr."""
-    r = subprocess.run([sys.executable, "-m", "viewer.cli", "segment", str(tmp_path / "missing"), "--out",
-                        str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "CLINICAL_VIEWER_MODELS": str(tmp_path / "models")})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "viewer.cli",
+            "segment",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CLINICAL_VIEWER_MODELS": str(tmp_path / "models")},
+    )
     assert r.returncode == 2, r.stderr
     assert "clinical-viewer:" in r.stderr

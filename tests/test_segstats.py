@@ -55,14 +55,18 @@ class TestSegmentStatistics:
         assert a["hu_mean"] == 30.0
         ends = np.array(a["diameter_endpoints_yx"])
         assert sorted(ends[:, 0]) == [19.5, 29.5] and sorted(ends[:, 1]) == [19.5, 34.5]
-        assert b["slice_index"] == 5 and b["longest_axial_diameter_mm"] == pytest.approx(np.hypot(1.0, 2.4), abs=0.01)
+        assert b["slice_index"] == 5 and b["longest_axial_diameter_mm"] == pytest.approx(
+            np.hypot(1.0, 2.4), abs=0.01
+        )
 
     def test_largest_slice_is_measured(self) -> None:
         lab = np.zeros((5, 64, 64), np.uint8)
         yy, xx = np.mgrid[:64, :64]
         for z, r in zip(range(5), (3, 8, 14, 6, 2), strict=True):
             lab[z][(yy - 32) ** 2 + (xx - 32) ** 2 <= r * r] = 3
-        c = segment_statistics(lab, None, (1.0, 1.0, 1.0), label_names=NAMES)["lesions"]["3"]["components"][0]
+        c = segment_statistics(lab, None, (1.0, 1.0, 1.0), label_names=NAMES)["lesions"]["3"][
+            "components"
+        ][0]
         assert c["slice_index"] == 2
         # a digital disc of radius 14 px: edge-to-edge between 29 px and 29 * sqrt(2)-ish bounds
         assert 29.0 <= c["longest_axial_diameter_mm"] <= 29.0 + np.sqrt(2)
@@ -71,12 +75,19 @@ class TestSegmentStatistics:
         lab = np.zeros((2, 8, 8), np.uint8)
         st = segment_statistics(lab, None, (1, 1, 1), label_names=NAMES)
         assert all(e["voxels"] == 0 and e["hu"] is None for e in st["labels"])
-        assert st["lesions"]["3"] == {"name": "lesion", "count": 0, "total_volume_ml": 0.0, "components": [],
-                                      "components_listed": 0}
+        assert st["lesions"]["3"] == {
+            "name": "lesion",
+            "count": 0,
+            "total_volume_ml": 0.0,
+            "components": [],
+            "components_listed": 0,
+        }
 
     def test_shape_mismatch(self) -> None:
         with pytest.raises(ValueError, match="differ in shape"):
-            segment_statistics(np.zeros((2, 8, 8), np.uint8), np.zeros((2, 8, 9)), (1, 1, 1), label_names=NAMES)
+            segment_statistics(
+                np.zeros((2, 8, 8), np.uint8), np.zeros((2, 8, 9)), (1, 1, 1), label_names=NAMES
+            )
 
 
 def test_feret_single_pixel_and_line() -> None:
@@ -89,7 +100,9 @@ def test_feret_single_pixel_and_line() -> None:
 
 
 def test_lesion_names() -> None:
-    assert lesion_labels_from_names({0: "background", 1: "right lung", 3: "Lesion", 4: "nodule"}) == [3, 4]
+    assert lesion_labels_from_names(
+        {0: "background", 1: "right lung", 3: "Lesion", 4: "nodule"}
+    ) == [3, 4]
 
 
 def test_component_cap_counts_all() -> None:
@@ -99,4 +112,9 @@ def test_component_cap_counts_all() -> None:
     lab[0, 0, 0] = lab[1, 10, 10] = 3
     lab[2, 5:8, 5:8] = 3
     comps, count = lesion_components(lab, 3, (1.0, 1.0, 1.0), max_components=2)
-    assert count == 3 and len(comps) == 2 and comps[0]["voxels"] == 9 and [c["id"] for c in comps] == [1, 2]
+    assert (
+        count == 3
+        and len(comps) == 2
+        and comps[0]["voxels"] == 9
+        and [c["id"] for c in comps] == [1, 2]
+    )

@@ -1,4 +1,4 @@
-"""``clinical-viewer segment PATH [--series UID] [--model NAME] [--engine …] --out DIR`` (headless). No Qt.
+"""``clinical-viewer segment PATH [--series UID] [--model NAME] [--engine …] --out DIR``. No Qt.
 
 One series (``--series``, or PATH holds a single image stack): writes into ``--out``
 ``labels.nii.gz`` (label map, LPS→RAS affine), ``stats.json`` (statistics, model, engine, domain
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class ProgressBar:
-    """A one-line terminal progress bar on stderr (``progress(done, total, message)``), ≤ 10 updates/s."""
+    """A one-line terminal progress bar on stderr (``progress(done, total, message)``), ≤ 10 "
+    "updates/s."""
 
     def __init__(self, label: str, width: int = 30) -> None:
         self.label, self.width = label, width
@@ -46,7 +47,10 @@ class ProgressBar:
         self._last = now
         frac = done / total if total else 1.0
         fill = int(round(frac * self.width))
-        sys.stderr.write(f"\r{self.label:<9} [{'#' * fill}{'.' * (self.width - fill)}] {frac * 100:5.1f}% {message[:30]:<30}")
+        sys.stderr.write(
+            f"\r{self.label:<9} [{'#' * fill}{'.' * (self.width - fill)}] {frac * 100:5.1f}% "
+            f"{message[:30]:<30}"
+        )
         sys.stderr.flush()
         self._shown = True
 
@@ -69,8 +73,13 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
-def _write_extras(out: Path, volume: Any, result: Any, args: argparse.Namespace,
-                  stats: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
+def _write_extras(
+    out: Path,
+    volume: Any,
+    result: Any,
+    args: argparse.Namespace,
+    stats: dict[str, Any] | None = None,
+) -> tuple[list[str], list[str]]:
     """Hook for the export modules: ``seg.dcm`` (DICOM SEG) and ``report.pdf`` when importable.
 
     Returns (files written, problems). A missing module is skipped silently; a failing export is
@@ -86,15 +95,23 @@ def _write_extras(out: Path, volume: Any, result: Any, args: argparse.Namespace,
     else:
         engine = result.engine
         segments = [
-            SegmentInfo(value=v, name=name, color=tuple(result.label_colors.get(v, (255, 0, 0))),
-                        algorithm_type="AUTOMATIC", algorithm_name=result.model["name"],
-                        algorithm_version=result.model["version"],
-                        algorithm_engine=f"{engine.get('engine')} {engine.get('provider')}",
-                        algorithm_parameters={"sha256": str(result.model.get("sha256"))})
-            for v, name in sorted(result.label_names.items()) if v != 0
+            SegmentInfo(
+                value=v,
+                name=name,
+                color=tuple(result.label_colors.get(v, (255, 0, 0))),
+                algorithm_type="AUTOMATIC",
+                algorithm_name=result.model["name"],
+                algorithm_version=result.model["version"],
+                algorithm_engine=f"{engine.get('engine')} {engine.get('provider')}",
+                algorithm_parameters={"sha256": str(result.model.get("sha256"))},
+            )
+            for v, name in sorted(result.label_names.items())
+            if v != 0
         ]
         try:
-            write_seg(out / "seg.dcm", volume, result.labels, segments, anonymize=bool(args.anonymize))
+            write_seg(
+                out / "seg.dcm", volume, result.labels, segments, anonymize=bool(args.anonymize)
+            )
             written.append("seg.dcm")
         except Exception as exc:  # noqa: BLE001 - an export problem must not lose the segmentation
             problems.append(f"DICOM SEG not written: {exc}")
@@ -104,8 +121,13 @@ def _write_extras(out: Path, volume: Any, result: Any, args: argparse.Namespace,
         log.debug("PDF report export not available")
     else:
         try:
-            write_report(out / "report.pdf", volume=volume, result=result, stats=stats,
-                         anonymize=bool(args.anonymize))
+            write_report(
+                out / "report.pdf",
+                volume=volume,
+                result=result,
+                stats=stats,
+                anonymize=bool(args.anonymize),
+            )
             written.append("report.pdf")
         except Exception as exc:  # noqa: BLE001
             problems.append(f"PDF report not written: {exc}")
@@ -113,7 +135,8 @@ def _write_extras(out: Path, volume: Any, result: Any, args: argparse.Namespace,
 
 
 def segment_one(stack: Any, package: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """Load ``stack``, segment it, write the outputs into ``out``; returns the stats.json content."""
+    """Load ``stack``, segment it, write the outputs into ``out``; returns the stats.json "
+    "content."""
     from inference.pipeline import segment_volume
     from viewer.dicom.load import load_stack
     from viewer.export.nifti import write_nifti
@@ -129,15 +152,28 @@ def segment_one(stack: Any, package: Any, args: argparse.Namespace, out: Path) -
     if vol.is_rgb:
         from viewer.errors import DicomError
 
-        raise DicomError(f"stack {stack.stack_id} is a colour image ({vol.meta.modality}); only CT volumes can be segmented")
+        raise DicomError(
+            f"stack {stack.stack_id} is a colour image ({vol.meta.modality}); only CT volumes "
+            "can be segmented"
+        )
     bar = ProgressBar("segment")
     try:
-        result = segment_volume(vol, package, engine=args.engine, provider=args.provider, threads=args.threads,
-                                progress=bar, force_domain=bool(args.force), keep_probabilities=False)
+        result = segment_volume(
+            vol,
+            package,
+            engine=args.engine,
+            provider=args.provider,
+            threads=args.threads,
+            progress=bar,
+            force_domain=bool(args.force),
+            keep_probabilities=False,
+        )
     finally:
         bar.close()
     t1 = time.perf_counter()
-    stats = segment_statistics(result.labels, vol.voxels, vol.spacing, label_names=result.label_names)
+    stats = segment_statistics(
+        result.labels, vol.voxels, vol.spacing, label_names=result.label_names
+    )
     t_stats = time.perf_counter() - t1
     out.mkdir(parents=True, exist_ok=True)
     write_nifti(result.labels, out / "labels.nii.gz", volume=vol)
@@ -146,29 +182,49 @@ def segment_one(stack: Any, package: Any, args: argparse.Namespace, out: Path) -
     files += extra_files
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
-    series: dict[str, Any] = {"stack_id": stack.stack_id, "modality": vol.meta.modality,
-                              "series_number": vol.meta.series_number, "shape_zyx": list(vol.shape),
-                              "spacing_mm": list(vol.spacing), "patient_position": vol.meta.patient_position}
+    series: dict[str, Any] = {
+        "stack_id": stack.stack_id,
+        "modality": vol.meta.modality,
+        "series_number": vol.meta.series_number,
+        "shape_zyx": list(vol.shape),
+        "spacing_mm": list(vol.spacing),
+        "patient_position": vol.meta.patient_position,
+    }
     if not args.anonymize:
         series["series_instance_uid"] = vol.meta.series_instance_uid
         series["description"] = vol.meta.series_description
     doc = {
-        "tool": "clinical-viewer segment", "series": series, "model": result.model, "engine": result.engine,
-        "domain_warnings": result.domain_warnings, "forced": bool(args.force and result.domain_warnings),
-        "postprocess": result.postprocess, "geometry": result.geometry,
-        "timings_s": {"load": round(t_load, 3), **{k: round(v, 3) for k, v in result.timings.items()},
-                      "statistics": round(t_stats, 3)},
-        "statistics": stats, "loader_warnings": [] if args.anonymize else list(vol.warnings),
-        "export_problems": problems, "files": files + ["stats.json"],
+        "tool": "clinical-viewer segment",
+        "series": series,
+        "model": result.model,
+        "engine": result.engine,
+        "domain_warnings": result.domain_warnings,
+        "forced": bool(args.force and result.domain_warnings),
+        "postprocess": result.postprocess,
+        "geometry": result.geometry,
+        "timings_s": {
+            "load": round(t_load, 3),
+            **{k: round(v, 3) for k, v in result.timings.items()},
+            "statistics": round(t_stats, 3),
+        },
+        "statistics": stats,
+        "loader_warnings": [] if args.anonymize else list(vol.warnings),
+        "export_problems": problems,
+        "files": files + ["stats.json"],
     }
-    (out / "stats.json").write_text(json.dumps(doc, indent=1, default=_json_default), encoding="utf-8")
+    (out / "stats.json").write_text(
+        json.dumps(doc, indent=1, default=_json_default), encoding="utf-8"
+    )
     return doc
 
 
 def _summary_line(doc: dict[str, Any]) -> str:
     parts = [f"{e['name']} {e['volume_ml']:.1f} mL" for e in doc["statistics"]["labels"]]
     les = [f"{v['count']} {v['name']} component(s)" for v in doc["statistics"]["lesions"].values()]
-    return ", ".join(parts + les) + f" ({doc['timings_s']['total']:.1f} s, {doc['engine']['provider']})"
+    return (
+        ", ".join(parts + les)
+        + f" ({doc['timings_s']['total']:.1f} s, {doc['engine']['provider']})"
+    )
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -181,7 +237,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     package = find_package(args.model)  # PackageError → exit 2 in viewer.cli
     result = scan(args.path)
     if args.series or len(result.stacks) <= 1:
-        stack, notes = pick_stack(result, args.series)  # DicomError (nothing / unknown series) → exit 2
+        stack, notes = pick_stack(
+            result, args.series
+        )  # DicomError (nothing / unknown series) → exit 2
         for n in notes:
             print(f"note: {n}", file=sys.stderr)
         doc = segment_one(stack, package, args, out)
@@ -193,9 +251,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
     codes: list[int] = []
     stacks = result.stacks
     for i, stack in enumerate(stacks, start=1):
-        sn = stack.first.series_number if getattr(stack.first, "series_number", None) is not None else 0
+        sn = (
+            stack.first.series_number
+            if getattr(stack.first, "series_number", None) is not None
+            else 0
+        )
         name = f"{int(sn):03d}_{stack.stack_id}"
-        print(f"[{i}/{len(stacks)}] {name}: {stack.modality} {stack.image_count} image(s)", file=sys.stderr)
+        print(
+            f"[{i}/{len(stacks)}] {name}: {stack.modality} {stack.image_count} image(s)",
+            file=sys.stderr,
+        )
         try:
             doc = segment_one(stack, package, args, out / name)
         except Exception as exc:  # noqa: BLE001 - a batch continues past bad series
@@ -204,17 +269,38 @@ def cmd_segment(args: argparse.Namespace) -> int:
             if not user:
                 log.exception("internal error on %s", name)
             print(f"  failed: {exc}", file=sys.stderr)
-            rows.append({"folder": name, "status": "bad input" if user else "internal error", "error": str(exc)})
+            rows.append(
+                {
+                    "folder": name,
+                    "status": "bad input" if user else "internal error",
+                    "error": str(exc),
+                }
+            )
             continue
         codes.append(0)
         print(f"{out / name}: {_summary_line(doc)}")
-        rows.append({"folder": name, "status": "ok", "domain_warnings": doc["domain_warnings"],
-                     "timings_s": doc["timings_s"]})
+        rows.append(
+            {
+                "folder": name,
+                "status": "ok",
+                "domain_warnings": doc["domain_warnings"],
+                "timings_s": doc["timings_s"],
+            }
+        )
     out.mkdir(parents=True, exist_ok=True)
     code = max(codes) if 1 not in codes else 1
-    summary = {"tool": "clinical-viewer segment", "series": rows, "ok": codes.count(0), "failed": len(codes) - codes.count(0),
-               "exit_code": code}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default), encoding="utf-8")
-    print(f"segmented {codes.count(0)}/{len(codes)} series into {out}"
-          + (f"; {len(codes) - codes.count(0)} failed (see summary.json)" if code else ""))
+    summary = {
+        "tool": "clinical-viewer segment",
+        "series": rows,
+        "ok": codes.count(0),
+        "failed": len(codes) - codes.count(0),
+        "exit_code": code,
+    }
+    (out / "summary.json").write_text(
+        json.dumps(summary, indent=1, default=_json_default), encoding="utf-8"
+    )
+    print(
+        f"segmented {codes.count(0)}/{len(codes)} series into {out}"
+        + (f"; {len(codes) - codes.count(0)} failed (see summary.json)" if code else "")
+    )
     return code

@@ -18,8 +18,14 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["segment_statistics", "label_statistics", "lesion_components", "feret_diameter_mm",
-           "lesion_labels_from_names", "MAX_COMPONENTS"]
+__all__ = [
+    "segment_statistics",
+    "label_statistics",
+    "lesion_components",
+    "feret_diameter_mm",
+    "lesion_labels_from_names",
+    "MAX_COMPONENTS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +43,27 @@ def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
     sub = mask[zs[0] : zs[-1] + 1]
     ys = np.flatnonzero(sub.any(axis=(0, 2)))
     xs = np.flatnonzero(sub.any(axis=(0, 1)))
-    return slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+    return (
+        slice(int(zs[0]), int(zs[-1]) + 1),
+        slice(int(ys[0]), int(ys[-1]) + 1),
+        slice(int(xs[0]), int(xs[-1]) + 1),
+    )
 
 
 def lesion_labels_from_names(names: Mapping[int, str]) -> list[int]:
     """Label values whose name says lesion / nodule / mass / tumour."""
-    return sorted(int(v) for v, n in names.items() if int(v) != 0 and any(w in n.lower() for w in _LESION_WORDS))
+    return sorted(
+        int(v)
+        for v, n in names.items()
+        if int(v) != 0 and any(w in n.lower() for w in _LESION_WORDS)
+    )
 
 
 def label_statistics(
-    labels: np.ndarray, hu: np.ndarray | None, spacing: tuple[float, float, float], values: Iterable[int]
+    labels: np.ndarray,
+    hu: np.ndarray | None,
+    spacing: tuple[float, float, float],
+    values: Iterable[int],
 ) -> list[dict[str, Any]]:
     """Count, volume (mL) and HU mean / SD (population) / min / max per label value.
 
@@ -79,8 +96,12 @@ def label_statistics(
             hi[v] = max(hi[v], float(x.max()))
     out = []
     for v in vals:
-        entry: dict[str, Any] = {"value": v, "voxels": n[v], "volume_ml": round(n[v] * voxel_ml, 4),
-                                 "hu": None}
+        entry: dict[str, Any] = {
+            "value": v,
+            "voxels": n[v],
+            "volume_ml": round(n[v] * voxel_ml, 4),
+            "hu": None,
+        }
         if hu is not None and n[v]:
             mean = s[v] / n[v]
             sd = float(np.sqrt(max(0.0, s2[v] / n[v] - mean * mean)))
@@ -89,8 +110,10 @@ def label_statistics(
     return out
 
 
-def feret_diameter_mm(mask2d: np.ndarray, spacing_yx: tuple[float, float]) -> tuple[float, list[list[float]]]:
-    """Longest distance (mm) across the pixels of ``mask2d`` [y, x], edge to edge, and its end points.
+def feret_diameter_mm(
+    mask2d: np.ndarray, spacing_yx: tuple[float, float]
+) -> tuple[float, list[list[float]]]:
+    """Longest distance (mm) across the pixels of ``mask2d`` [y, x], edge to edge, and its ends.
 
     The convex hull of the pixel squares (corners at ±0.5 pixel) is measured with the pixel
     spacing ``(sy, sx)`` mm, so a single pixel measures its diagonal and an ``a x b`` rectangle
@@ -100,9 +123,13 @@ def feret_diameter_mm(mask2d: np.ndarray, spacing_yx: tuple[float, float]) -> tu
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return 0.0, []
-    pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)  # (x, y) pixel centres
+    pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(
+        np.float64
+    )  # (x, y) pixel centres
     hull = cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2).astype(np.float64)
-    corners = (hull[:, None, :] + np.array([[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]])[None]).reshape(-1, 2)
+    corners = (
+        hull[:, None, :] + np.array([[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]])[None]
+    ).reshape(-1, 2)
     hull2 = cv2.convexHull(corners.astype(np.float32)).reshape(-1, 2).astype(np.float64)
     mm = hull2 * np.array([spacing_yx[1], spacing_yx[0]])
     d = np.sqrt(((mm[:, None, :] - mm[None, :, :]) ** 2).sum(-1))
@@ -112,8 +139,12 @@ def feret_diameter_mm(mask2d: np.ndarray, spacing_yx: tuple[float, float]) -> tu
 
 
 def lesion_components(
-    labels: np.ndarray, value: int, spacing: tuple[float, float, float], hu: np.ndarray | None = None,
-    *, max_components: int = MAX_COMPONENTS,
+    labels: np.ndarray,
+    value: int,
+    spacing: tuple[float, float, float],
+    hu: np.ndarray | None = None,
+    *,
+    max_components: int = MAX_COMPONENTS,
 ) -> tuple[list[dict[str, Any]], int]:
     """Connected components (26-connectivity) of ``labels == value``, largest first.
 
@@ -134,7 +165,10 @@ def lesion_components(
     pos = np.nonzero(mask)
     ids = comp[pos]
     sizes = np.bincount(ids, minlength=n + 1).astype(np.float64)
-    cent = [np.bincount(ids, weights=p, minlength=n + 1) / np.maximum(sizes, 1) + o for p, o in zip(pos, off, strict=True)]
+    cent = [
+        np.bincount(ids, weights=p, minlength=n + 1) / np.maximum(sizes, 1) + o
+        for p, o in zip(pos, off, strict=True)
+    ]
     hu_mean = None
     if hu is not None:
         hu_vals = hu[box][pos].astype(np.float64)
@@ -150,9 +184,14 @@ def lesion_components(
         k = int(np.argmax(sub.sum(axis=(1, 2))))
         diam, ends = feret_diameter_mm(sub[k], (sy, sx))
         entry = {
-            "id": rank, "voxels": int(sizes[i]), "volume_ml": round(float(sizes[i]) * voxel_ml, 4),
-            "longest_axial_diameter_mm": round(diam, 2), "slice_index": int(off[0] + sl[0].start + k),
-            "diameter_endpoints_yx": [[y + off[1] + sl[1].start, x + off[2] + sl[2].start] for y, x in ends],
+            "id": rank,
+            "voxels": int(sizes[i]),
+            "volume_ml": round(float(sizes[i]) * voxel_ml, 4),
+            "longest_axial_diameter_mm": round(diam, 2),
+            "slice_index": int(off[0] + sl[0].start + k),
+            "diameter_endpoints_yx": [
+                [y + off[1] + sl[1].start, x + off[2] + sl[2].start] for y, x in ends
+            ],
             "centroid_zyx": [round(float(c[i]), 2) for c in cent],
             "centroid_slice": int(round(float(cent[0][i]))),
             "z_range": [int(off[0] + sl[0].start), int(off[0] + sl[0].stop - 1)],
@@ -179,12 +218,13 @@ def segment_statistics(
     hu : [z, y, x] HU (the volume's voxels) or None.
     spacing : (sz, sy, sx) mm.
     label_names : value → name (background 0 is skipped); default: the values present.
-    lesion_labels : values analysed per component; default: names containing lesion/nodule/mass/tumour.
+    lesion_labels : values analysed per component; default: names with lesion/nodule/mass/tumour.
 
     Returns
     -------
     ``{"spacing_mm", "voxel_volume_ml", "labels": [per label], "lesions": {value: {"name",
-    "count", "total_volume_ml", "components": [the largest MAX_COMPONENTS], "components_listed"}}}``.
+    "count", "total_volume_ml", "components": [the largest MAX_COMPONENTS],
+    "components_listed"}}}``.
     """
     labels = np.asarray(labels)
     if labels.ndim != 3:
@@ -196,7 +236,9 @@ def segment_statistics(
     stats = label_statistics(labels, hu, spacing, values)
     for e in stats:
         e["name"] = names[e["value"]]
-    les_values = list(lesion_labels) if lesion_labels is not None else lesion_labels_from_names(names)
+    les_values = (
+        list(lesion_labels) if lesion_labels is not None else lesion_labels_from_names(names)
+    )
     lesions: dict[str, Any] = {}
     voxel_ml = float(np.prod(spacing)) / 1000.0
     for v in les_values:
@@ -205,8 +247,10 @@ def segment_statistics(
         if total is None:
             total = int(np.count_nonzero(labels == int(v)))
         lesions[str(int(v))] = {
-            "name": names.get(int(v), f"label {int(v)}"), "count": count,
-            "total_volume_ml": round(total * voxel_ml, 4), "components": comps,
+            "name": names.get(int(v), f"label {int(v)}"),
+            "count": count,
+            "total_volume_ml": round(total * voxel_ml, 4),
+            "components": comps,
             "components_listed": len(comps),
         }
     return {
