@@ -418,3 +418,17 @@ def test_load_warnings_shown_in_browser(qtbot, win, tmp_path):
     assert all(w in shown for w in warnings)  # each once, whether found by the scan or the load
     assert len(shown) == len(set(shown))
     assert win.state.volume.shape[0] == SHAPE[0] + 1  # a blank slice keeps positions true
+
+
+def test_hide_identity_in_tag_browser(qtbot, loaded):
+    w = loaded
+    w.docks["DICOM tags"].raise_()
+    w._on_cursor()
+    w.state.set_hide_identity(True)
+    rows = {
+        w.tags.tree.topLevelItem(i).text(1): w.tags.tree.topLevelItem(i).text(3)
+        for i in range(w.tags.tree.topLevelItemCount())
+    }
+    assert rows["PatientName"] == "(hidden)" and rows["StudyDate"] == "(hidden)"
+    assert rows["Rows"] == str(SHAPE[1])  # technical tags stay readable
+    assert not any("Demo" in v for v in rows.values())

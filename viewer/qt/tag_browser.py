@@ -35,6 +35,18 @@ def _value(elem: Any) -> str:
     return s if len(s) <= MAX_VALUE else s[:MAX_VALUE] + "…"
 
 
+def _identifying(elem: Any) -> bool:
+    """Hidden with "hide identity": PS3.15 basic-profile attributes, person names, private tags."""
+    from viewer.anonymize import ACTIONS
+
+    return (
+        elem.keyword in ACTIONS
+        or elem.VR == "PN"
+        or elem.tag.is_private
+        or "Patient" in elem.keyword
+    )
+
+
 class TagBrowser(QWidget):
     """Every element of one file; the filter matches tag, keyword or value (any case)."""
 
@@ -92,7 +104,7 @@ class TagBrowser(QWidget):
                     sub = QTreeWidgetItem(it, ["", f"Item {i + 1}", "", ""])
                     self._fill(sub, item, hide)
                 continue
-            value = "(hidden)" if hide and elem.keyword.startswith("Patient") else _value(elem)
+            value = "(hidden)" if hide and _identifying(elem) else _value(elem)
             QTreeWidgetItem(parent, [tag, name, str(elem.VR), value])
 
     def apply_filter(self, text: str) -> int:
