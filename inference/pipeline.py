@@ -387,7 +387,7 @@ def segment_volume(
 
     t = time.perf_counter()
     report(progress, nz, nz, "post-processing")
-    cleaned, record = postprocess_labels(labels, tuple(volume.spacing), settings)
+    cleaned, record = postprocess_labels(labels, tuple(volume.spacing), settings, cancel=cancel)
     timings["postprocess"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
     geometry = {

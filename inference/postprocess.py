@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from inference.jobs import CancelCheck, check_cancel
 from inference.package import PackageError
 
 __all__ = ["resolve_settings", "postprocess_labels", "DEFAULTS"]
@@ -163,7 +164,11 @@ def _fill_holes(labels: np.ndarray, value: int, mode: str) -> int:
 
 
 def postprocess_labels(
-    labels: np.ndarray, spacing: tuple[float, float, float], settings: dict[str, Any]
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    settings: dict[str, Any],
+    *,
+    cancel: CancelCheck | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Apply resolved ``settings`` (:func:`resolve_settings`) to ``labels`` uint8 [z, y, x].
 
@@ -171,6 +176,7 @@ def postprocess_labels(
     ----------
     labels : label map [z, y, x]; not modified (a cleaned copy is returned).
     spacing : (sz, sy, sx) mm, for the mm³ thresholds.
+    cancel : polled before each step (each well under a second at 300 x 512²); ``Cancelled``.
 
     Returns
     -------
@@ -193,10 +199,13 @@ def postprocess_labels(
     voxel_mm3 = float(np.prod(spacing))
     changed: dict[str, int] = {}
     for value, mm3 in settings["min_component_mm3"].items():
+        check_cancel(cancel)
         changed[f"removed_small_{value}"] = _remove_small(out, value, mm3 / voxel_mm3)
     for value in settings["largest_component_labels"]:
+        check_cancel(cancel)
         changed[f"largest_component_{value}"] = _keep_largest(out, value)
     for value in settings["fill_holes_labels"]:
+        check_cancel(cancel)
         changed[f"filled_holes_{value}"] = _fill_holes(out, value, settings["fill_holes_mode"])
     record["changed_voxels"] = changed
     log.debug("postprocess: %s", changed)

@@ -102,3 +102,11 @@ def test_segment_volume_applies_and_records(tmp_path: Path) -> None:
     off = segment_volume(vol, pkg, postprocess={"enabled": False})
     assert (off.labels == off.labels_raw).all() and off.postprocess["enabled"] is False
     assert set(res.timings) >= {"preprocess", "inference", "resample_back", "postprocess", "total"}
+
+
+def test_cancel_between_steps() -> None:
+    from inference.jobs import Cancelled
+
+    s = resolve_settings({"largest_component_labels": [1, 2]}, None)
+    with pytest.raises(Cancelled):
+        postprocess_labels(_labels(), SP, s, cancel=lambda: True)
