@@ -220,3 +220,58 @@ class TestChangesAndChoice:
         assert vol.shape[0] == 3 and vol.meta.series_description == "A"
         assert vol.meta.extra["stack_id"] == small.stack_id
         assert load_path(tmp_path).meta.series_description == "B"  # default: the largest stack
+
+
+class TestImplausibleHeaders:
+    def _one(self, tmp_path, **extra):
+        return write_series(tmp_path, ct((1, 8, 8)), extra=extra)[0]
+
+    @pytest.mark.parametrize("slope", ["NaN", "inf", "0"])
+    def test_unusable_rescale_is_a_reason(self, tmp_path, slope):
+        p = self._one(tmp_path, RescaleSlope=slope)
+        res = scan(tmp_path)
+        assert not res.stacks
+        assert "RescaleSlope (0028,1053)" in reason_for(res, p.name)
+
+    @pytest.mark.parametrize(
+        "iop", [[0, 0, 0, 0, 1, 0], ["NaN", 0, 0, 0, 1, 0], [1, 0, 0, 1, 0, 0]]
+    )
+    def test_degenerate_orientation_loads_as_2d_with_warning(self, tmp_path, iop):
+        self._one(tmp_path, ImageOrientationPatient=iop)
+        vol = load_path(tmp_path)
+        assert vol.shape == (1, 8, 8)
+        assert any("ImageOrientationPatient (0020,0037) is degenerate" in w for w in vol.warnings)
+
+    def test_nan_position_and_zero_spacing(self, tmp_path):
+        self._one(tmp_path, ImagePositionPatient=["NaN", 0, 0], PixelSpacing=[0, -1])
+        vol = load_path(tmp_path)
+        assert any("ImagePositionPatient (0020,0032)" in w for w in vol.warnings)
+        assert any("1 mm pixels assumed" in w for w in vol.warnings)
+        assert vol.spacing[1:] == (1.0, 1.0)
+        json.dumps(scan(tmp_path).to_dict(), allow_nan=False)
+
+    @pytest.mark.parametrize(
+        "field,value,msg",
+        [
+            ("NumberOfFrames", 10**9, "NumberOfFrames (0028,0008)"),
+            ("BitsStored", 40, "BitsStored (0028,0101)"),
+            ("SamplesPerPixel", 4, "SamplesPerPixel (0028,0002)"),
+        ],
+    )
+    def test_impossible_pixel_module(self, tmp_path, field, value, msg):
+        p = self._one(tmp_path)
+        ds = pydicom.dcmread(p)
+        setattr(ds, field, value)
+        ds.save_as(p)
+        assert msg in reason_for(scan(tmp_path), p.name)
+
+    def test_zip_bomb_member_refused_without_inflating(self, tmp_path, good):
+        root, _ = good
+        z = tmp_path / "bomb.zip"
+        with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("huge.dcm", b"\0" * (64 << 20))  # 64 MiB of zeros -> ~64 KiB compressed
+            for p in sorted((root / "good").iterdir()):
+                zf.write(p, p.name)
+        res = scan(z)
+        assert "zip bomb" in reason_for(res, "huge.dcm")
+        assert res.stacks[0].image_count == 6

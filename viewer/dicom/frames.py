@@ -8,8 +8,10 @@ Works on a ``pydicom.Dataset`` or a :class:`viewer.dicom.fastheader.FastDataset`
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
@@ -73,6 +75,61 @@ def _windows(item: Dataset | None) -> list[tuple[float, float, str]]:
     return out
 
 
+def _number(v: Any, default: float) -> float:
+    """``float(v)``, or ``default`` when the attribute is absent or empty (0 stays 0)."""
+    return default if v is None or v == "" else float(v)
+
+
+def _finite(v: Any) -> bool:
+    return v is not None and all(math.isfinite(x) for x in v)
+
+
+def _valid_position(p: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    return p if _finite(p) and max(abs(x) for x in p) < 1e7 else None  # type: ignore[union-attr]
+
+
+def _valid_orientation(iop: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """IOP with finite, non-zero, orthogonal (within ~0.6°) row and column vectors, else None."""
+    if not _finite(iop):
+        return None
+    a = np.asarray(iop, dtype=np.float64).reshape(2, 3)
+    n = np.linalg.norm(a, axis=1)
+    if n.min() < 1e-6 or abs(float(a[0] @ a[1]) / float(n[0] * n[1])) > 0.01:
+        return None
+    return iop
+
+
+def _valid_spacing(ps: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    return ps if _finite(ps) and all(0 < x < 1e4 for x in ps) else None  # type: ignore[union-attr]
+
+
+def _valid_thickness(th: float | None) -> float | None:
+    return th if th is not None and math.isfinite(th) and 0 < th < 1e5 else None
+
+
+def _check_rescale(slope: float, intercept: float) -> None:
+    if not (math.isfinite(slope) and slope != 0 and abs(slope) < 1e6) or not (
+        math.isfinite(intercept) and abs(intercept) < 1e9
+    ):
+        raise ValueError(
+            f"RescaleSlope (0028,1053) {slope!r} / RescaleIntercept (0028,1052) {intercept!r} "
+            "cannot be applied (must be finite, slope non-zero); fix the header"
+        )
+
+
+def _note_geometry(info: FileInfo, raw_iop: Any, raw_pos: Any, iop: Any, pos: Any) -> None:
+    notes = info.header.setdefault("notes", [])
+    if raw_iop is not None and iop is None:
+        msg = "ImageOrientationPatient (0020,0037) is degenerate (NaN, zero or non-orthogonal)"
+    elif raw_pos is not None and pos is None:
+        msg = "ImagePositionPatient (0020,0032) is not a finite position"
+    else:
+        return
+    note = f"{msg}: loaded as a 2-D image without patient coordinates"
+    if note not in notes:
+        notes.append(note)
+
+
 def frame_records(ds: Dataset, info: FileInfo) -> list[FrameRecord]:
     """One record per frame (one for a single-frame image), with geometry and rescale values."""
     shared = _first(ds, "SharedFunctionalGroupsSequence")
@@ -80,8 +137,8 @@ def frame_records(ds: Dataset, info: FileInfo) -> list[FrameRecord]:
     base_pos = _floats(ds.get("ImagePositionPatient"), 3)
     base_iop = _floats(ds.get("ImageOrientationPatient"), 6)
     base_ps = _floats(ds.get("PixelSpacing"), 2)
-    base_th = float(ds.get("SliceThickness") or 0) or None
-    slope = float(ds.get("RescaleSlope", 1) or 1)
+    base_th = _valid_thickness(float(ds.get("SliceThickness") or 0) or None)
+    slope = _number(ds.get("RescaleSlope"), 1.0)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
     rtype = _str(ds, "RescaleType")
     windows = _windows(ds)
@@ -119,10 +176,10 @@ def frame_records(ds: Dataset, info: FileInfo) -> list[FrameRecord]:
                 iop = _floats(it.get("ImageOrientationPatient"), 6) or iop
             if (it := _first(g, "PixelMeasuresSequence")) is not None:
                 ps = _floats(it.get("PixelSpacing"), 2) or ps
-                th = float(it.get("SliceThickness") or 0) or th
+                th = _valid_thickness(float(it.get("SliceThickness") or 0) or None) or th
             if (it := _first(g, "PixelValueTransformationSequence")) is not None:
-                sl = float(it.get("RescaleSlope", sl) or sl)
-                ic = float(it.get("RescaleIntercept", ic) or 0)
+                sl = _number(it.get("RescaleSlope"), sl)
+                ic = _number(it.get("RescaleIntercept"), ic)
                 rt = _str(it, "RescaleType", rt)
             if (it := _first(g, "FrameVOILUTSequence")) is not None:
                 win = _windows(it) or win
@@ -140,6 +197,13 @@ def frame_records(ds: Dataset, info: FileInfo) -> list[FrameRecord]:
                 pos = tuple(float(v) for v in (slice_normal(iop) * step * k + base_pos))
             else:
                 pos = None
+        _check_rescale(sl, ic)
+        raw_pos, raw_iop = pos, iop
+        pos, iop = _valid_position(pos), _valid_orientation(iop)
+        if pos is None or iop is None:
+            _note_geometry(info, raw_iop, raw_pos, iop, pos)
+            pos = iop = None
+        ps = _valid_spacing(ps)
         recs.append(
             FrameRecord(
                 file=info,

@@ -102,10 +102,8 @@ def _header_values(ds: Dataset) -> dict[str, Any]:
 
 
 def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] | SkippedFile:
+    size = ref.size()
     with ref.open() as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(0)
         head = f.read(_FAST_BYTES)
         fast = parse_header(head)
         if fast is not None:
@@ -149,6 +147,28 @@ def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] |
             has_pixels = f.read(4) in (_PIXEL_TAG_LE, _PIXEL_TAG_BE)
             off = pos if has_pixels else None
     return ds, off, length, size
+
+
+def _layout_problem(info: FileInfo, size: int) -> str:
+    """Why the pixel module cannot describe real pixel data ('' when it can)."""
+    if info.rows < 1 or info.columns < 1:
+        return f"Rows (0028,0010) x Columns (0028,0011) = {info.rows} x {info.columns}: no pixels"
+    if (
+        info.bits_allocated not in (1, 8, 16, 32)
+        or not 1 <= info.bits_stored <= info.bits_allocated
+    ):
+        return (
+            f"unsupported pixel layout BitsAllocated (0028,0100) = {info.bits_allocated}, "
+            f"BitsStored (0028,0101) = {info.bits_stored}"
+        )
+    if info.samples_per_pixel not in (1, 3):
+        return f"SamplesPerPixel (0028,0002) = {info.samples_per_pixel}: only 1 or 3 are images"
+    if not 1 <= info.number_of_frames <= max(1, size // 8):
+        return (
+            f"NumberOfFrames (0028,0008) = {info.number_of_frames} is impossible for a file of "
+            f"{size} bytes; the header is corrupt"
+        )
+    return ""
 
 
 def read_header(ref: FileRef) -> tuple[FileInfo, list[FrameRecord]] | NonImageObject | SkippedFile:
@@ -259,6 +279,9 @@ def _classify(ref: FileRef, ds: Dataset, off: int | None, length: int | None, si
         header=_header_values(ds),
     )
     info.header["notes"] = notes
+    bad = _layout_problem(info, size)
+    if bad:
+        return SkippedFile(str(ref), bad)
     if ts in NATIVE_SYNTAXES and off is not None:
         expected = (
             (info.frame_bytes * frames)

@@ -7,7 +7,6 @@ the loader needs, read once at scan time. A :class:`Stack` is a loadable set of 
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -31,11 +30,25 @@ class FileRef:
         return os.path.basename(self.member or self.path)
 
     def open(self) -> BinaryIO:
-        """A binary file object positioned at the start of the file (caller closes it)."""
+        """A seekable binary file object at the start of the file (caller closes it).
+
+        Zip members are streamed (decompressed as read), never loaded whole, so scanning reads
+        only their headers.
+        """
         if self.member is None:
             return open(self.path, "rb")  # noqa: SIM115 - returned to the caller
+        zf = zipfile.ZipFile(self.path)
+        try:
+            return zf.open(self.member)  # stays readable after zf.close() (shared file handle)
+        finally:
+            zf.close()
+
+    def size(self) -> int:
+        """Size in bytes (uncompressed size for a zip member)."""
+        if self.member is None:
+            return os.path.getsize(self.path)
         with zipfile.ZipFile(self.path) as zf:
-            return io.BytesIO(zf.read(self.member))
+            return zf.getinfo(self.member).file_size
 
     def read_bytes(self, offset: int = 0, length: int | None = None) -> bytes:
         """``length`` bytes from ``offset`` (all remaining when ``length`` is None)."""

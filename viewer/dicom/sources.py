@@ -47,13 +47,32 @@ def _dicomdir_refs(path: str) -> tuple[list[FileRef], list[SkippedFile]]:
     return refs, skipped
 
 
-def _zip_refs(path: str) -> list[FileRef]:
+MAX_ZIP_RATIO = 200  # DICOM compresses ~2-10x; a member expanding more than this is a zip bomb
+
+
+def _zip_refs(path: str) -> tuple[list[FileRef], list[SkippedFile]]:
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [i.filename for i in zf.infolist() if not i.is_dir()]
+            infos = [i for i in zf.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, OSError) as exc:
         raise DicomError(f"{path}: not a readable zip archive ({exc})") from exc
-    return [FileRef(path, n) for n in sorted(names) if not n.startswith("__MACOSX/")]
+    refs, skipped = [], []
+    for i in sorted(infos, key=lambda i: i.filename):
+        if i.filename.startswith("__MACOSX/"):
+            continue
+        ref = FileRef(path, i.filename)
+        if i.file_size > 1 << 20 and i.file_size > MAX_ZIP_RATIO * max(1, i.compress_size):
+            skipped.append(
+                SkippedFile(
+                    str(ref),
+                    f"zip member expands {i.compress_size} -> "
+                    f"{i.file_size} bytes (more than {MAX_ZIP_RATIO}x): "
+                    "refused as a possible zip bomb; unzip it yourself if trusted",
+                )
+            )
+            continue
+        refs.append(ref)
+    return refs, skipped
 
 
 def list_sources(path: str | os.PathLike[str]) -> tuple[list[FileRef], list[SkippedFile]]:
@@ -72,7 +91,7 @@ def list_sources(path: str | os.PathLike[str]) -> tuple[list[FileRef], list[Skip
         if p.name.upper() == "DICOMDIR":
             return _dicomdir_refs(sp)
         if not _is_dicom_file(sp) and zipfile.is_zipfile(sp):
-            return _zip_refs(sp), []
+            return _zip_refs(sp)
         return [FileRef(sp)], []
     refs: list[FileRef] = []
     skipped: list[SkippedFile] = []
@@ -83,7 +102,9 @@ def list_sources(path: str | os.PathLike[str]) -> tuple[list[FileRef], list[Skip
             if name.upper() == "DICOMDIR":
                 continue  # the index; the files it lists are found by the walk itself
             if name.lower().endswith(".zip") and zipfile.is_zipfile(fp) and not _is_dicom_file(fp):
-                refs.extend(_zip_refs(fp))
+                zrefs, zskipped = _zip_refs(fp)
+                refs.extend(zrefs)
+                skipped.extend(zskipped)
                 continue
             refs.append(FileRef(fp))
     log.debug("found %d candidate files", len(refs))
