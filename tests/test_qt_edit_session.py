@@ -196,3 +196,42 @@ def test_edits_are_kept_per_series(qtbot, tmp_path, threads):
         assert [r.text.split(" ")[0] for r in w.edit.prompter.records if r.kind == "close"] == ["2"]
     finally:
         w.close()
+
+
+def test_start_empty_and_result_controls_follow(qtbot, tmp_path, threads):
+    w = new_window(qtbot)
+    try:
+        open_series(qtbot, w, write_phantom(tmp_path / "s"), with_result=False)
+        panel = w.edit_panel
+        assert panel.start_button.isEnabled() and not panel.close_button.isEnabled()
+        panel.start_button.click()  # no AI result: draw from scratch on an empty map
+        seg = w.edit.seg
+        assert seg is not None and not seg.ai.any() and seg.labels == {}
+        assert not panel.start_button.isEnabled() and panel.close_button.isEnabled()
+        paint_dab(w, 5, 5)  # no label yet: nothing painted, the reader is told why
+        assert not seg.current.any() and "label" in w.statusBar().currentMessage()
+        w.edit.prompter.answers.update({"label_name": "finding", "label_color": (0, 0, 255)})
+        w.actions_by_name["edit_add_label"].trigger()
+        paint_dab(w, 5, 5)
+        assert seg.current[w.state.cursor[0], 5, 5] == 1 and seg.labels[1].source == "reader"
+        w.edit.prompter.answers["close"] = "Discard edits"
+        panel.close_button.click()
+        assert w.edit.seg is None and EDIT_LAYER not in w.state.layers
+    finally:
+        w.close()
+
+
+def test_overlay_settings_of_the_result_apply_to_the_edits(qtbot, tmp_path, threads):
+    w = new_window(qtbot)
+    try:
+        open_series(qtbot, w, write_phantom(tmp_path / "s"))
+        paint_dab(w, 5, 5)
+        result, edits = w.state.layers[SEG_LAYER], w.state.layers[EDIT_LAYER]
+        result.opacity, result.outline = 0.8, True
+        result.hidden.add(1)
+        w.state.layer_changed(SEG_LAYER)  # what the segmentation dock's controls do
+        qtbot.waitUntil(lambda: edits.opacity == 0.8)
+        assert edits.outline and edits.hidden == {1} and not result.visible
+    finally:
+        w.edit.prompter.answers["close"] = "Discard edits"
+        w.close()

@@ -120,6 +120,7 @@ class EditPanel(QWidget):
         self.hu_lo, self.hu_hi = QSpinBox(self), QSpinBox(self)
         for sb, v in ((self.hu_lo, -100), (self.hu_hi, 300)):
             sb.setRange(-3000, 30000)
+            sb.setSuffix(" HU")
             sb.setValue(v)
             sb.valueChanged.connect(self._options_changed)
         self.hu_check.toggled.connect(self._options_changed)

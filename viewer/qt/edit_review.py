@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ReviewPanel"]
 
 ROLE = Qt.ItemDataRole.UserRole
-COLUMNS = ["Label", "AI mL", "Final mL", "Added mL", "Removed mL", "Decision"]
+COLUMNS = ["Label", "AI mL", "Final mL", "+ mL", "− mL", "Decision"]
 REVIEW_TEXT = {
     ReviewState.NOT_REVIEWED: "Not reviewed",
     ReviewState.REVIEWED: "Reviewed",
@@ -48,6 +48,13 @@ class ReviewPanel(QWidget):
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setObjectName("edit_stats")
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for col, tip in (
+            (1, "volume the AI proposed"),
+            (2, "volume after the reader's edits"),
+            (3, "added by the reader"),
+            (4, "removed by the reader"),
+        ):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.counts = QLabel("", self)
