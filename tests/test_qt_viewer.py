@@ -432,3 +432,22 @@ def test_hide_identity_in_tag_browser(qtbot, loaded):
     assert rows["PatientName"] == "(hidden)" and rows["StudyDate"] == "(hidden)"
     assert rows["Rows"] == str(SHAPE[1])  # technical tags stay readable
     assert not any("Demo" in v for v in rows.values())
+
+
+def test_rgb_series_shows_and_measures(qtbot, win, tmp_path):
+    from viewer.dicom.synth import write_series
+
+    rgb = np.zeros((2, 32, 48, 3), np.uint8)
+    rgb[:, :, :24] = (255, 0, 0)
+    rgb[:, :, 24:] = (0, 0, 255)
+    write_series(tmp_path / "rgb", rgb, spacing=(1, 0.5, 0.5), modality="OT")
+    open_and_wait(qtbot, win, tmp_path / "rgb")
+    v = win.grid.views[0]
+    v.render_frame()
+    assert tuple(v._rgb[10, 5]) == (255, 0, 0) and tuple(v._rgb[10, 40]) == (
+        0,
+        0,
+        255,
+    )  # RGB order kept
+    m = v.add_measurement("rect", (0, 0), (31, 23))
+    assert m.result["mean"] == pytest.approx(85.0)  # (255 + 0 + 0) / 3

@@ -365,7 +365,10 @@ class SliceView(QWidget):
         if kind == "ruler":
             result = {"length_mm": ruler_length_mm(p0, p1, sp)}
         else:
-            result = roi_stats(self.geom.plane(self.index()), p0, p1, sp, kind)
+            plane = self.geom.plane(self.index())
+            if plane.ndim == 3:  # RGB: statistics of the mean of the channels
+                plane = plane.mean(axis=2)
+            result = roi_stats(plane, p0, p1, sp, kind)
         return self.state.add_measurement(
             Measurement(kind, self.axis, self.index(), [p0, p1], result)
         )
