@@ -242,3 +242,46 @@ def test_add_label_fill_islands_clear_and_review(qtbot, win):
     review.reader.editingFinished.emit()
     assert seg.reader == "Dr Test"
     assert w.errors.records == []
+
+
+def test_threshold_paint_protection_and_brush_cursor(qtbot, win):
+    w = win
+    v = w.grid.views[0]
+    z = w.state.cursor[0]
+    panel = w.edit_panel
+    w.edit.prompter.answers.update({"label_name": "rim", "label_color": (0, 255, 0)})
+    assert panel.add_label() == 2
+    # threshold paint: only voxels within -100..300 HU (the 100 HU square, not the -1000 HU air)
+    panel.hu_check.setChecked(True)
+    panel.set_size(6.0)
+    w.state.set_tool("brush")
+    a, b = (30.0, 25.0), (30.0, 55.0)  # across the square's left and right edges (cols 30 and 49)
+    drag(v, v.plane_to_screen(*a), v.plane_to_screen(*b))
+    under = disk(SHAPE[1:], a, 3.0, SPACING[1:], b)
+    square = np.zeros(SHAPE[1:], bool)
+    square[SQUARE] = True
+    seg = w.edit.seg
+    assert np.array_equal(seg.current[z] == 2, under & square) and (under & ~square).any()
+    seg.undo()
+    # overwrite protection: with "do not paint over other labels" only background changes
+    panel.hu_check.setChecked(False)
+    panel.protect.setChecked(True)
+    drag(v, v.plane_to_screen(*a), v.plane_to_screen(*b))
+    assert (
+        np.array_equal(seg.current[z] == 2, under & ~square) and (seg.current[z][square] == 1).all()
+    )
+    # the brush cursor: a circle of the brush size in mm on screen, whatever the pixel spacing
+    from viewer.qt.edit_tools import screen_radii
+
+    rx, ry = screen_radii(v, 6.0)
+    px_per_mm = v.image_rect().width() / (SHAPE[2] * SPACING[2])
+    assert rx == pytest.approx(3.0 * px_per_mm) and ry == pytest.approx(rx)
+    cor = w.grid.views[1]
+    w.state.set_layout("2x2")
+    qtbot.wait(10)
+    crx, cry = screen_radii(cor, 6.0)
+    assert cry == pytest.approx(crx, rel=1e-6)
+    mouse(v, "move", v.plane_to_screen(30, 40), button=None)
+    assert v.mouse_pos is not None
+    v.repaint()  # paints the cursor through the handler without errors
+    assert w.errors.records == []
