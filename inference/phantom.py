@@ -89,7 +89,7 @@ class PhantomConfig:
     patch_rate: float = 0.6
     effusion_prob: float = 0.12
     emphysema_prob: float = 0.2
-    tree_points: int = 3500
+    tree_points: int = 5000
 
     def patient_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``phantom_patient.sample_patient``."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.phantom_tubes import Segments, concat_segments
+from inference.phantom_tubes import Segments
 
 __all__ = ["Patient", "Lesion", "Blob", "sample_patient", "sample_lesion"]
 
@@ -165,7 +165,7 @@ def sample_patient(
     rng: np.random.Generator,
     *,
     length: float | None = None,
-    tree_points: int = 3500,
+    tree_points: int = 5000,
     patch_rate: float = 0.6,
     effusion_prob: float = 0.12,
     emphysema_prob: float = 0.2,
@@ -349,8 +349,5 @@ def sample_patient(
             side = rng.choice([-1, 1])
             c = np.array([side * _u(rng, 40, 90), _u(rng, -30, 40), z_apex + _u(rng, 10, 60)])
             p.patches.append((sample_blob(rng, c, _u(rng, 6, 25), 0.3), -995.0))
-    vr, ar = lung_trees(rng, p, -1, hil_r, tree_points, z_focus)
-    vl, al = lung_trees(rng, p, +1, hil_l, tree_points, z_focus)
-    p.vessels = concat_segments([vr, vl])
-    p.airways = concat_segments([ar, al])
+    p.vessels, p.airways = lung_trees(rng, p, tree_points, z_focus)
     return p

@@ -170,27 +170,41 @@ def attractor_tree(
     root: np.ndarray,
     pts: np.ndarray,
     *,
+    groups: np.ndarray | None = None,
     r_leaf: float = 0.32,
     exponent: float = 3.0,
     reach: tuple[float, float] = (0.35, 0.65),
     first_reach: float = 0.25,
     max_gen: int = 20,
-) -> Segments:
-    """Space-filling tree that serves the attractor points ``pts`` ([n, 3] mm) from ``root``.
+) -> tuple[Segments, np.ndarray]:
+    """Space-filling trees that serve the attractor points ``pts`` ([n, 3] mm) from their roots.
 
-    Vectorised per generation: every branch heads a fraction ``reach`` of the way towards the
-    centroid of the points it serves, then splits them in two along their axis of largest
-    variance. Radii follow Murray's law, ``r = r_leaf * n_served ** (1 / exponent)``, so trunks are
-    thick near the hilum and twigs are thin near the pleura.
+    ``root`` is one point [3] or several [k, 3]; ``groups`` ([n] ints in 0..k-1) says which root
+    serves each point (a forest grows in one vectorised pass). Per generation every branch heads a
+    fraction ``reach`` of the way towards the centroid of the points it serves, then splits them in
+    two along their axis of largest variance. Radii follow Murray's law,
+    ``r = r_leaf * n_served ** (1 / exponent)``: thick trunks at the hilum, thin twigs at pleura.
+
+    Returns
+    -------
+    (Segments, np.ndarray)
+        The segments and, per segment, the index of the root it grew from.
     """
     pts = np.asarray(pts, np.float64)
+    roots = np.asarray(root, np.float64).reshape(-1, 3)
     n = len(pts)
+    empty = Segments(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
     if n == 0:
-        return Segments(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
-    bid = np.zeros(n, np.int64)
-    starts = np.asarray(root, np.float64).reshape(1, 3)
+        return empty, np.zeros(0, np.int64)
+    g = np.zeros(n, np.int64) if groups is None else np.asarray(groups, np.int64)
+    used = np.flatnonzero(np.bincount(g, minlength=len(roots)) > 0)
+    remap = np.full(len(roots), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    bid = remap[g]
+    starts = roots[used]
+    tid = used.copy()
     live = np.arange(n)
-    o0, o1, orr, og = [], [], [], []
+    o0, o1, orr, og, ot = [], [], [], [], []
     three = np.arange(3)
     for gen in range(max_gen):
         nb = len(starts)
@@ -205,21 +219,21 @@ def attractor_tree(
         o1.append(ends)
         orr.append(r_leaf * cnt ** (1.0 / exponent))
         og.append(np.full(nb, gen))
+        ot.append(tid)
         alive = cnt[bid] >= 2
         if not alive.any():
             break
-        sq = (
-            np.bincount(idx3, weights=(P * P).ravel(), minlength=3 * nb).reshape(nb, 3)
-            / cnt[:, None]
-        )
-        var = sq - cen**2 + rng.uniform(0, 4.0, size=(nb, 3))  # jitter: less regular splits
+        sq = np.bincount(idx3, weights=(P * P).ravel(), minlength=3 * nb).reshape(nb, 3)
+        var = sq / cnt[:, None] - cen**2 + rng.uniform(0, 4.0, size=(nb, 3))  # jittered splits
         axis = np.argmax(var, axis=1)
         a_pt = axis[bid]
         side = P[np.arange(len(P)), a_pt] > cen[bid, a_pt]
         key = bid * 2 + side
         live, key = live[alive], key[alive]
-        present = np.bincount(key, minlength=2 * nb) > 0  # relabel children 0..k-1 without sorting
+        present = np.bincount(key, minlength=2 * nb) > 0  # relabel children without sorting
         newid = np.cumsum(present) - 1
-        starts = ends[np.flatnonzero(present) // 2]
+        parent = np.flatnonzero(present) // 2
+        starts, tid = ends[parent], tid[parent]
         bid = newid[key]
-    return Segments(np.concatenate(o0), np.concatenate(o1), np.concatenate(orr), np.concatenate(og))
+    segs = Segments(np.concatenate(o0), np.concatenate(o1), np.concatenate(orr), np.concatenate(og))
+    return segs, np.concatenate(ot)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from inference.phantom_tubes import Segments, attractor_tree, concat_segments
+from inference.phantom_tubes import Segments, attractor_tree
 
 if TYPE_CHECKING:
     from inference.phantom_patient import Patient
@@ -38,10 +38,12 @@ def _lung_points(
             return out[0]
         n = int(n * (b - a) / (z1 - z0))
         z0, z1 = a, b
+    x_max = p.A - p.wall_lat
+    y_min, y_max = -(p.Ba - p.wall_ant), p.spine_y + 14 + p.gutter
     for _ in range(8):
-        m = n * 3
-        x = side * rng.uniform(5, p.A, m)
-        y = rng.uniform(-p.Ba, p.Bp, m)
+        m = n * 2
+        x = side * rng.uniform(5, x_max, m)
+        y = rng.uniform(y_min, y_max, m)
         z = rng.uniform(z0, z1, m)
         ok = lung_predicate(p, x, y, z)
         q = np.stack([x[ok], y[ok], z[ok]], 1)
@@ -55,26 +57,33 @@ def _lung_points(
 def lung_trees(
     rng: np.random.Generator,
     p: Patient,
-    side: int,
-    hilum: np.ndarray,
     n_pts: int,
     z_focus: float | None = None,
 ) -> tuple[Segments, Segments]:
-    """Arterial and venous trees and the airways of one lung, rooted at its hilum."""
-    pts = _lung_points(rng, p, side, n_pts, z_focus)
-    half = rng.random(len(pts)) < 0.5
-    art = attractor_tree(rng, hilum, pts[half], r_leaf=_u(rng, 0.28, 0.36))
-    vroot = hilum + np.array([-side * 10.0, _u(rng, 8, 18), _u(rng, 15, 30)])
-    ven = attractor_tree(rng, vroot, pts[~half], r_leaf=_u(rng, 0.28, 0.36))
-    big = (art.r >= 1.1) & (art.gen >= 1)
-    v = art.p1[big] - art.p0[big]
+    """Arterial and venous trees of both lungs (one forest, rooted at the hila) and the airways
+    that follow the larger arteries."""
+    parts, groups, roots = [], [], []
+    for k, (side, hil) in enumerate(((-1, p.hilum_r), (1, p.hilum_l))):
+        pts = _lung_points(rng, p, side, n_pts, z_focus)
+        parts.append(pts)
+        groups.append(2 * k + (rng.random(len(pts)) < 0.5))  # artery (even) / vein (odd)
+        roots += [hil, hil + np.array([-side * 10.0, _u(rng, 8, 18), _u(rng, 15, 30)])]
+    segs, tree = attractor_tree(
+        rng,
+        np.array(roots),
+        np.concatenate(parts),
+        groups=np.concatenate(groups),
+        r_leaf=_u(rng, 0.28, 0.36),
+    )
+    big = (tree % 2 == 0) & (segs.r >= 1.1) & (segs.gen >= 1)
+    v = segs.p1[big] - segs.p0[big]
     perp = np.cross(v, rng.normal(size=3))
     perp /= np.linalg.norm(perp, axis=1, keepdims=True) + 1e-9
-    off = perp * (art.r[big] * 1.9 + 0.8)[:, None]
+    off = perp * (segs.r[big] * 1.9 + 0.8)[:, None]
     air = Segments(
-        art.p0[big] + off, art.p1[big] + off, art.r[big] * _u(rng, 0.8, 1.1), art.gen[big]
+        segs.p0[big] + off, segs.p1[big] + off, segs.r[big] * _u(rng, 0.8, 1.1), segs.gen[big]
     )
-    return concat_segments([art, ven]), air
+    return segs, air
 
 
 def mediastinum(rng: np.random.Generator, q: dict) -> tuple[Segments, Segments, Segments]:
