@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import warnings
 from functools import lru_cache
 from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from viewer.dicom.fastheader import parse_header
@@ -118,16 +118,10 @@ def _open_dataset(ref: FileRef) -> tuple[Dataset, int | None, int | None, int] |
                 )
             force = True
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, force=force)
-        except (
-            InvalidDicomError,
-            EOFError,
-            OSError,
-            struct.error,
-            ValueError,
-            KeyError,
-            TypeError,
-        ) as exc:
+            with warnings.catch_warnings():  # odd files are expected here; reasons say what matters
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(f, stop_before_pixels=True, force=force)
+        except Exception as exc:  # noqa: BLE001 - any parser failure is this file's reason
             return SkippedFile(
                 str(ref),
                 f"unreadable DICOM header ({type(exc).__name__}: {exc}); the file is corrupt or "
@@ -178,12 +172,14 @@ def read_header(ref: FileRef) -> tuple[FileInfo, list[FrameRecord]] | NonImageOb
         opened = _open_dataset(ref)
     except OSError as exc:
         return SkippedFile(str(ref), f"cannot read file: {exc}")
+    except Exception as exc:  # noqa: BLE001 - e.g. a corrupt zip member; never crash a scan
+        return SkippedFile(str(ref), f"unreadable file ({type(exc).__name__}: {exc})")
     if isinstance(opened, SkippedFile):
         return opened
     ds, off, length, size = opened
     try:
         return _classify(ref, ds, off, length, size)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+    except Exception as exc:  # noqa: BLE001 - bad values surface lazily in pydicom
         return SkippedFile(str(ref), f"invalid header value ({type(exc).__name__}: {exc})")
 
 
