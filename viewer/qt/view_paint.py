@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
 
 from viewer.state import Measurement
 
 if TYPE_CHECKING:  # pragma: no cover
     from viewer.qt.slice_view import SliceView
 
-__all__ = ["corner_texts", "measurement_label", "paint_overlays"]
+__all__ = ["corner_texts", "measurement_label", "paint_overlays", "scaled_frame"]
 
 AXIS_COLORS = (
     QColor(255, 200, 0),
@@ -161,3 +163,40 @@ def _measurements(view: SliceView, p: QPainter) -> None:
     if d is not None:
         p.setPen(QPen(MEASURE, 1, Qt.PenStyle.DashLine))
         _shape(view, p, d["mode"], d["p0"], d["p1"])
+
+
+def scaled_frame(
+    rgb: np.ndarray, rect: QRectF, width: int, height: int, dpr: float
+) -> tuple[QPointF, QImage, np.ndarray] | None:
+    """The part of ``rgb`` [rows, cols, 3] that ``rect`` puts inside a ``width`` x ``height``
+    widget, resampled with cv2 to device pixels: bilinear when magnifying up to 4x, nearest beyond
+    (pixels show as blocks), area when shrinking below 0.5x.
+
+    Faster than QPainter's smooth scaling (~1 ms vs ~7 ms for 512² → 1024²) and sharp on
+    high-DPI screens (the image carries the device pixel ratio). Returns (top-left in widget
+    coordinates, image, the buffer the image points into — keep it alive while painting).
+    """
+    import cv2
+
+    nr, nc = rgb.shape[:2]
+    x0, y0 = max(rect.left(), 0.0), max(rect.top(), 0.0)
+    x1, y1 = min(rect.right(), float(width)), min(rect.bottom(), float(height))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    sx, sy = rect.width() / nc, rect.height() / nr  # logical px per image px
+    c0, c1 = int(np.floor((x0 - rect.left()) / sx)), int(np.ceil((x1 - rect.left()) / sx))
+    r0, r1 = int(np.floor((y0 - rect.top()) / sy)), int(np.ceil((y1 - rect.top()) / sy))
+    c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, nc), min(r1, nr)
+    out_w, out_h = max(1, round((c1 - c0) * sx * dpr)), max(1, round((r1 - r0) * sy * dpr))
+    mag = min(sx, sy) * dpr
+    interp = cv2.INTER_AREA if mag < 0.5 else (cv2.INTER_LINEAR if mag <= 4 else cv2.INTER_NEAREST)
+    out = cv2.resize(rgb[r0:r1, c0:c1], (out_w, out_h), interpolation=interp)
+    if sys.byteorder == "little":
+        # BGRA bytes are QImage.Format_RGB32 here: Qt blits them unconverted (5 → 0.3 ms)
+        out = cv2.cvtColor(out, cv2.COLOR_RGB2BGRA)
+        img = QImage(out.data, out_w, out_h, out_w * 4, QImage.Format.Format_RGB32)
+    else:  # pragma: no cover - big-endian hosts
+        out = np.ascontiguousarray(out)
+        img = QImage(out.data, out_w, out_h, out_w * 3, QImage.Format.Format_RGB888)
+    img.setDevicePixelRatio(dpr)
+    return QPointF(rect.left() + c0 * sx, rect.top() + r0 * sy), img, out
