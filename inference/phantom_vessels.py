@@ -73,7 +73,7 @@ def lung_trees(
         np.array(roots),
         np.concatenate(parts),
         groups=np.concatenate(groups),
-        r_leaf=_u(rng, 0.28, 0.36),
+        r_leaf=_u(rng, 0.36, 0.44),
     )
     big = (tree % 2 == 0) & (segs.r >= 1.1) & (segs.gen >= 1)
     v = segs.p1[big] - segs.p0[big]
