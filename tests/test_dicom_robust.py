@@ -275,3 +275,23 @@ class TestImplausibleHeaders:
         res = scan(z)
         assert "zip bomb" in reason_for(res, "huge.dcm")
         assert res.stacks[0].image_count == 6
+
+
+def test_first_slice_callback_errors_propagate(tmp_path):
+    write_series(tmp_path, ct((3, 8, 8)))
+
+    def broken(z, a):
+        raise RuntimeError("viewer bug")
+
+    with pytest.raises(RuntimeError, match="viewer bug"):
+        load_path(tmp_path, first_slice_callback=broken)
+
+
+def test_first_slice_shows_padding_as_air(tmp_path):
+    v = ct((3, 8, 8))
+    v[:, 0, :] = -3024
+    write_series(tmp_path, v, signed=True, extra={"PixelPaddingValue": -2000})
+    got = []
+    vol = load_path(tmp_path, first_slice_callback=lambda z, a: got.append(a))
+    np.testing.assert_array_equal(got[0], vol.voxels[1])
+    assert (got[0][0] == -1024).all()

@@ -48,6 +48,10 @@ FirstSliceCallback = Callable[[int, np.ndarray], None]
 INT16 = (-32768, 32767)
 
 
+class _CallbackError(Exception):
+    """Carries an exception raised by ``first_slice_callback`` past the per-file handler."""
+
+
 def _raw_range(info: FileInfo) -> tuple[int, int]:
     bs = info.bits_stored
     return (
@@ -79,14 +83,15 @@ class _Assembler:
         self.padded = 0
         self.lock = threading.Lock()
 
-    def store(self, z: int, rec: FrameRecord, raw: np.ndarray) -> None:
+    def store(self, z: int, rec: FrameRecord, raw: np.ndarray) -> np.ndarray:
+        """Write stored values ``raw`` into slice ``z``; returns them after padding replacement."""
         info = rec.file
         want = (info.rows, info.columns, 3) if self.color else (info.rows, info.columns)
         if raw.shape != want:
             raise ValueError(f"decoded frame has shape {raw.shape}, the header says {want}")
         if self.color:
             self.out[z] = raw
-            return
+            return raw
         if info.padding_value is not None:
             m = raw == info.padding_value
             if m.any():
@@ -99,6 +104,7 @@ class _Assembler:
         else:
             np.multiply(raw, rec.slope, out=self.out[z], casting="unsafe")
             self.out[z] += np.float32(rec.intercept)
+        return raw
 
     def rescaled(self, rec: FrameRecord, raw: np.ndarray) -> np.ndarray:
         """One slice in output units (for the first-slice callback)."""
@@ -281,6 +287,13 @@ def load_stack(
     total = len(recs)
     lock = threading.Lock()
 
+    def deliver(z: int, arr: np.ndarray) -> None:
+        if first_slice_callback is not None:
+            try:
+                first_slice_callback(z, arr)
+            except Exception as exc:  # the caller's bug, not a decode failure of this file
+                raise _CallbackError(str(exc)) from exc
+
     def run(unit: tuple[FileInfo, list[tuple[int, FrameRecord]]], first: bool = False) -> None:
         check_cancel(cancel)
         info, items = unit
@@ -289,13 +302,13 @@ def load_stack(
             for (z, rec), raw in zip(
                 items, iter_stored_frames(info, [r.frame for _, r in items]), strict=False
             ):
-                asm.store(z, rec, raw)
+                raw = asm.store(z, rec, raw)
                 stored.add(z)
-                if first and z == mid_z and first_slice_callback is not None:
-                    first_slice_callback(z, asm.rescaled(rec, raw))
+                if first and z == mid_z:
+                    deliver(z, asm.rescaled(rec, raw))
             if len(stored) < len(items):
                 raise ValueError(f"only {len(stored)} of {len(items)} frames could be decoded")
-        except Cancelled:
+        except (Cancelled, _CallbackError):
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure becomes a per-file reason
             with lock:
@@ -303,13 +316,16 @@ def load_stack(
             for z, _ in items:
                 if z not in stored:
                     layout.blank(z)
-                    if z == mid_z and first and first_slice_callback is not None:
-                        first_slice_callback(z, np.zeros(shape[1:], dtype=dtype))
+                    if z == mid_z and first:
+                        deliver(z, np.zeros(shape[1:], dtype=dtype))
         with lock:
             done[0] += len(items)
             report(progress, done[0], total, "loading slices")
 
-    run(units[0], first=True)
+    try:
+        run(units[0], first=True)
+    except _CallbackError as exc:
+        raise exc.__cause__ from None  # type: ignore[misc]
     rest = units[1:]
     if threads is None:  # threads only help decoders that release the GIL (imagecodecs)
         gil_free = all(fast_codec_ok(r.file) for r in recs)
