@@ -120,7 +120,7 @@ def _render_slab(
     dz = thick / n_sub
     tubes = render_tubes(p, g, z, thick)
     tex = Tex(rng, g.X.shape)
-    base = render_base(p, g, z, tex)
+    base = render_base(p, g, z, tex, thick)
     acc = fr = fl = fles = body = None
     for i in range(n_sub):
         zi = z - thick / 2 + (i + 0.5) * dz

@@ -145,9 +145,9 @@ def _table(p: Patient, g: Grid, hu: np.ndarray, body: np.ndarray, tex: Tex) -> N
         hu[inw & (dy > base + 15) & (dy < base + 18)] = 400
 
 
-def render_base(p: Patient, g: Grid, z: float, tex: Tex) -> dict:
-    """The slowly varying part of a slab, computed once at its centre ``z``: table, mattress,
-    blanket, body outline, skin, subcutaneous fat, arms/breasts, body-wall muscle."""
+def render_base(p: Patient, g: Grid, z: float, tex: Tex, thick: float = 1.0) -> dict:
+    """The slowly varying part of a slab of ``thick`` mm, computed once at its centre ``z``: table,
+    mattress, blanket, body outline, skin, subcutaneous fat, arms/breasts, body-wall muscle."""
     X, Y, s = g.X, g.Y, g.spacing
     st = _static(p, g)
     hu = np.full(X.shape, -1000.0, _F)
@@ -198,6 +198,7 @@ def render_base(p: Patient, g: Grid, z: float, tex: Tex) -> dict:
         "fat_th": fat_th[win],
         "arms": arms,
         "A": A,
+        "thick": float(thick),
         "psi": st["psi"][win],
         "win": win,
         "grid": subgrid(g, win),
@@ -306,7 +307,9 @@ def render_plane(
     dep = np.clip((Y + p.Bp * 0.6) / (p.Bp * 1.4), 0, 1) ** 2
     lhu = p.lung_hu + p.lung_grad * dep + 14 * tex(1.0, 7) + 10 * tex(4.0, 8)
     # sub-resolution vessels: sparse bright specks (partial volume of <1 mm vessels)
-    lhu += (p.blood_hu * 0.5 + 550) * np.clip(tex(0.5, 14) - 1.8, 0, 0.7) * _F(min(1.0, 1.2 / s))
+    # (shared by the sub-planes of a slab, so thin them out by hand for thick slices)
+    speck = min(1.0, 1.2 / s) * min(1.0, 2.5 / max(base.get("thick", 1.0), 0.5)) ** 0.5
+    lhu += (p.blood_hu * 0.5 + 550) * np.clip(tex(0.5, 14) - 1.8, 0, 0.7) * _F(speck)
     if p.emphysema > 0:
         lhu = np.where(tex(2.0, 9) > 1.7 - 0.9 * p.emphysema, _F(-965), lhu)
     if p.fissures is not None:  # oblique fissures: thin lines, posterior-high to anterior-low
