@@ -181,12 +181,19 @@ class Loader(QObject):
 
     # ------------------------------------------------------------------ common wiring
     def _wire(self, job: Job, what: str) -> None:
-        job.progress.connect(lambda d, t, m: self.win.show_progress(d, t, m or what))
+        job.progress.connect(lambda d, t, m: self._progress(d, t, m or what))
         job.error.connect(
             lambda exc, tb: self.win.errors.present(exc, title=f"{what} failed", details=tb)
         )
         job.cancelled.connect(lambda: self.win.message(f"{what} cancelled", 5000))
         job.finished.connect(self._maybe_hide_progress)
+
+    def _progress(self, done: int, total: int, message: str) -> None:
+        self.win.show_progress(done, total, message)
+        view = self.win.grid.views[0]
+        if view.geom is None and view._preview is not None:
+            view.preview_text = f"Loading {done}/{total} …"
+            view.update()
 
     def _maybe_hide_progress(self) -> None:
         if not any(

@@ -78,7 +78,14 @@ def paint_overlays(view: SliceView, p: QPainter) -> None:
     p.setFont(f)
     r = QRectF(view.rect()).adjusted(6, 4, -6, -4)
     if view.geom is None:
-        if view.preview_text or view._preview is None:
+        if view._preview is not None:  # first slice of a series still loading
+            _text(
+                p,
+                r,
+                Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
+                view.preview_text,
+            )
+        else:
             msg = (
                 view.preview_text
                 or "Open a study: File → Open folder (Ctrl+O), or drop a folder here"
