@@ -99,3 +99,16 @@ def test_bad_input_exit_2(folder, tmp_path, capsys, args, msg):
     assert main(argv) == 2
     assert msg in capsys.readouterr().err
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_non_ascii_paths_with_spaces(tmp_path, capsys):
+    src = tmp_path / "Ünïcödé study" / "série 1"
+    v = np.random.default_rng(3).integers(-1024, 2000, (3, 8, 8)).astype(np.int16)
+    write_series(src, v, file_names="Bild {:02d}.DCM")
+    out = tmp_path / "résultat dir" / "vol ü.nii.gz"
+    assert main(["convert", str(tmp_path / "Ünïcödé study"), "--out", str(out)]) == 0
+    np.testing.assert_array_equal(read_nifti(out)[0], v)
+    capsys.readouterr()
+    assert main(["scan", str(src), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["stack_count"] == 1
