@@ -201,6 +201,17 @@ class TestSplitting:
         assert all("AcquisitionNumber differs" in " ".join(s.warnings) for s in stacks)
         assert {s.frames[0].acquisition for s in stacks} == {"1", "2"}
 
+    def test_acquisition_number_per_slice_does_not_split(self, tmp_path):
+        v = ct((4, 8, 8), seed=11)
+        paths = write_series(tmp_path, v)
+        for k, p in enumerate(paths):  # step-and-shoot CT: one acquisition per slice
+            ds = pydicom.dcmread(p)
+            ds.AcquisitionNumber = k + 1
+            ds.save_as(p)
+        stacks = scan(tmp_path).stacks
+        assert len(stacks) == 1
+        np.testing.assert_array_equal(load_stack(stacks[0]).voxels, v)
+
     def test_mixed_sizes_and_orientations_split(self, tmp_path):
         write_series(tmp_path / "a", ct((3, 8, 8)), series_uid="1.2.3.6")
         write_series(tmp_path / "b", ct((2, 10, 12)), series_uid="1.2.3.6", origin=(0, 0, 50))

@@ -6,7 +6,9 @@ No Qt. ``scan(path)`` reads every candidate file with ``stop_before_pixels`` and
 * a **stack** is a loadable set of 2-D images of one series: one orientation, one matrix size,
   one echo / temporal position / enhanced StackID, one multi-frame file, and never two images at
   the same position. Images that share a position are split first by AcquisitionNumber and
-  otherwise by order (copy 1, copy 2 …), so duplicates are never stacked as slices. Images
+  otherwise by order (copy 1, copy 2 …), so duplicates are never stacked as slices.
+  AcquisitionNumber alone does not split a stack: step-and-shoot CT gives every rotation (often
+  every slice) its own number, and splitting on it would shatter such a series into slices. Images
   without ImagePositionPatient/ImageOrientationPatient form one stack each.
 
 Non-image objects (SR, SEG, RTSTRUCT, presentation states, KO …) are listed in
