@@ -67,6 +67,22 @@ class TestGenerateSlice:
             air = mid & (hu < -900) & (lab == 0)
             assert air.sum() > 15, f"seed {seed}: no non-lung air (trachea) near the midline"
 
+    def test_gut_gas_and_effusion_are_not_lung(self) -> None:
+        from scipy import ndimage as ndi
+
+        cfg = PhantomConfig(effusion_prob=1.0, lesion_prob=0.0)
+        gas = fluid = 0
+        for seed in range(4):
+            hu, lab, _, info = _slice(seed, z_frac=0.9, config=cfg, return_info=True)
+            body = ndi.binary_fill_holes(hu > -400)
+            gas += int(((hu < -900) & (lab == 0) & body).sum())
+            # the effusion side's lung never contains fluid-density pixels away from its edge
+            side = 1 if info["effusion"][0] < 0 else 2
+            inner = ndi.binary_erosion(lab == side, iterations=3)
+            fluid += int(((hu > -50) & (hu < 40) & inner).sum())
+        assert gas > 100, "stomach/colon gas below the domes must exist and be label 0"
+        assert fluid < 50
+
     def test_lung_free_slices_at_abdomen(self) -> None:
         for seed in range(4):
             hu, lab, _ = _slice(seed, z_frac=1.0, lesions=0)
