@@ -88,6 +88,11 @@ _LONG_VR = {
     b"SV",
     b"UV",
 }
+_KNOWN_VR = {
+    v.encode()
+    for v in "AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI "
+    "UL UN UR US UT UV".split()
+}
 _FALLBACK_TAGS = {0x52009229, 0x52009230, 0x00041220}  # functional groups, DICOMDIR records
 _FAST_SYNTAXES = {"1.2.840.10008.1.2": True, "1.2.840.10008.1.2.1": False}  # -> implicit?
 PIXEL_DATA = 0x7FE00010
@@ -192,6 +197,8 @@ def _element(
         vr, length, vpos = b"", _U32.unpack_from(buf, pos + 4)[0], pos + 8
     else:
         vr = buf[pos + 4 : pos + 6]
+        if vr not in _KNOWN_VR:
+            raise _Bad("unknown VR")
         if vr in _LONG_VR:
             if pos + 12 > n:
                 raise _Bad("eof")
