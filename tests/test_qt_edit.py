@@ -285,3 +285,29 @@ def test_threshold_paint_protection_and_brush_cursor(qtbot, win):
     assert v.mouse_pos is not None
     v.repaint()  # paints the cursor through the handler without errors
     assert w.errors.records == []
+
+
+def test_many_signal_emits_do_not_abort_the_app():
+    """PySide6 6.12 on Python 3.11: each Signal.emit dropped a reference to True, so ~5000 mouse
+    moves over a view (``hovered`` is emitted per move) or brush steps aborted the app with
+    ``bool_dealloc``; viewer.qt._pyside_fix compensates. Run in a subprocess: an abort must fail
+    this test, not kill the test session."""
+    import subprocess
+    import sys
+
+    code = (
+        "import viewer.qt\n"
+        "from PySide6.QtCore import QObject, Signal\n"
+        "class O(QObject):\n    s = Signal(object)\n"
+        "o = O()\no.s.connect(lambda _v: None)\n"
+        "for i in range(20000):\n    o.s.emit(i)\n"
+        "print('alive')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
+    )
+    assert out.returncode == 0 and "alive" in out.stdout, out.stderr[-2000:]

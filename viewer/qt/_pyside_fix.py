@@ -19,7 +19,7 @@ import ctypes
 import logging
 import sys
 
-__all__ = ["apply", "leaks_none"]
+__all__ = ["apply", "leaks_bool_on_emit", "leaks_none"]
 
 log = logging.getLogger(__name__)
 _applied = False
@@ -36,6 +36,24 @@ def leaks_none(calls: int = 64) -> bool:
     return sys.getrefcount(None) <= before - calls // 2
 
 
+def leaks_bool_on_emit(calls: int = 64) -> bool:
+    """True when ``Signal.emit`` of a Python-declared signal lowers ``sys.getrefcount(True)``.
+
+    Same bug family, measured here: every ``emit`` returns ``True`` without a new reference, so
+    the app aborted with ``bool_dealloc`` after ~5000 emits (e.g. ~5000 mouse moves over a
+    slice view, which emits ``hovered`` on every move)."""
+    from PySide6.QtCore import QObject, Signal
+
+    class _Probe(QObject):
+        sig = Signal()
+
+    probe = _Probe()
+    before = sys.getrefcount(True)
+    for _ in range(calls):
+        probe.sig.emit()
+    return sys.getrefcount(True) <= before - calls // 2
+
+
 def apply() -> bool:
     """Apply the workaround if needed (idempotent). Returns True when it was applied."""
     global _applied
@@ -45,4 +63,9 @@ def apply() -> bool:
         ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
         _applied = True
         log.info("PySide6 void-return None refcount leak detected; compensated")
+    if leaks_bool_on_emit():
+        for obj in (True, False):
+            ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
+        _applied = True
+        log.info("PySide6 Signal.emit bool refcount leak detected; compensated")
     return _applied
