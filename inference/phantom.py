@@ -49,7 +49,8 @@ class PhantomConfig:
     Attributes
     ----------
     size : int
-        Default image size (pixels, square).
+        Image size (pixels, square) used by ``generate_dataset`` when no size is given
+        (``generate_slice`` takes its own ``size``, default 256).
     fov_range_mm : tuple[float, float]
         Reconstruction field of view drawn when no spacing is given (spacing = fov / size).
     lesion_prob : float
@@ -371,12 +372,15 @@ def generate_dataset(
     seed: int,
     n: int,
     *,
-    size: int = 256,
+    size: int | None = None,
     spacing_mm: float | None = None,
     z_frac: float | None = None,
     config: PhantomConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` independent random slices, deterministic for ``seed``.
+
+    Sample ``i`` is ``slice_for_index(seed, i, ...)``, so any subset can be regenerated alone.
+    ``size`` defaults to ``config.size`` (256); the other arguments are as in ``generate_slice``.
 
     Returns
     -------
@@ -387,6 +391,7 @@ def generate_dataset(
     spacing : np.ndarray
         float32 [n] pixel sizes (mm).
     """
+    size = int(size if size is not None else (config or PhantomConfig()).size)
     hu = np.empty((n, size, size), np.float32)
     lab = np.empty((n, size, size), np.uint8)
     sp = np.empty(n, np.float32)
