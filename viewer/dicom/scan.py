@@ -324,7 +324,7 @@ def _group(records: list[FrameRecord]) -> list[Stack]:
     return stacks
 
 
-def _tree(root: str, stacks: list[Stack]) -> list[Patient]:
+def _tree(stacks: list[Stack]) -> list[Patient]:
     patients: dict[tuple[str, str], Patient] = {}
     studies: dict[str, Study] = {}
     series: dict[str, Series] = {}
@@ -373,7 +373,6 @@ def scan(
     refs, skipped = list_sources(path)
     records: list[FrameRecord] = []
     non_image: list[NonImageObject] = []
-    seen: set[str] = set()
     total = len(refs)
     for i, ref in enumerate(refs):
         check_cancel(cancel)
@@ -383,9 +382,7 @@ def scan(
         elif isinstance(res, NonImageObject):
             non_image.append(res)
         else:
-            info, frames = res
-            records.extend(frames)
-            seen.add(info.series_uid)
+            records.extend(res[1])
         if i % 16 == 0 or i == total - 1:
             report(progress, i + 1, total, "scanning headers")
     stacks = _group(records)
@@ -397,4 +394,4 @@ def scan(
         len(non_image),
         len(skipped),
     )
-    return ScanResult(str(path), _tree(str(path), stacks), non_image, skipped)
+    return ScanResult(str(path), _tree(stacks), non_image, skipped)
