@@ -98,7 +98,11 @@ def make_engine(
         with _CACHE_LOCK:
             if key in _CACHE:
                 _CACHE.move_to_end(key)
-                return _CACHE[key]
+                cached = _CACHE[key]
+                # a job cancelled earlier left it terminated; that job still sees its own cancel()
+                if hasattr(cached, "reset"):
+                    cached.reset()
+                return cached
     if kind == "torch":
         from inference.torch_engine import TorchEngine
 

@@ -388,3 +388,15 @@ def test_segment_volume_with_each_engine(tiny_unet: Path) -> None:
     assert agree > 0.999
     diff = np.abs(res["onnx"].probabilities.astype(int) - res["torch"].probabilities.astype(int))
     assert diff.max() <= 1  # same probabilities up to uint8 rounding
+
+
+def test_cached_engine_usable_after_a_cancelled_job(tmp_path: Path) -> None:
+    pkg = load_package(band_package(tmp_path / "p"))
+    clear_engine_cache()
+    eng = make_engine(pkg, "onnx", threads=1)
+    eng.terminate()
+    with pytest.raises(Cancelled):
+        eng(np.zeros((1, 1, 16, 16), np.float32))
+    again = make_engine(pkg, "onnx", threads=1)
+    assert again is eng and again(np.zeros((1, 1, 16, 16), np.float32)).shape == (1, 3, 16, 16)
+    clear_engine_cache()
