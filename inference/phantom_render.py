@@ -111,6 +111,15 @@ def _arms_breasts(
             arms.append((cx, cy, ra))
             m = ((X - cx) / ra) ** 2 + ((Y - cy) / (ra * 1.1)) ** 2 <= 1
             extra = m if extra is None else extra | m
+    elif not p.arms_down and zf < 0.1:
+        # arms up: the shoulders (deltoid around the humeral head) widen the top slices
+        k = 1 - zf / 0.1
+        rs = (30 + 15 * k) * p.A / 165
+        for side in (-1, 1):
+            cx, cy = side * (A - 0.2 * rs), -0.05 * p.Bp
+            arms.append((cx, cy, rs))
+            m = ((X - cx) / rs) ** 2 + ((Y - cy) / (rs * 1.05)) ** 2 <= 1
+            extra = m if extra is None else extra | m
     if p.breasts is not None:
         prof = 1 - ((z - 0.47 * L) / (0.17 * L)) ** 2
         if prof > 0:
