@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.compare_metrics import confusion_per_slice, dice_iou, hd95_mm, per_slice_summary
+from inference.compare_metrics import confusion_per_slice, dice_iou, hausdorff_mm, per_slice_summary
 from inference.compare_result import (
     ComparisonResult,
     EngineTiming,
@@ -77,10 +77,11 @@ def compare_labels(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, fl
     for value in sorted(v for v in label_names if v > 0):
         na, nb = int(conf[value].sum()), int(conf[:, value].sum())
         va, vb = na * voxel_ml, nb * voxel_ml
-        hd = hd95_mm(a == value, b == value, spacing) if (na or nb) and dice[value] < 1.0 else 0.0
+        hd, hdmax = (hausdorff_mm(a == value, b == value, spacing) if (na or nb) and dice[value] < 1.0
+                     else (0.0, 0.0))
         metrics.append(LabelMetrics(
             value, label_names[value], float(dice[value]), float(iou[value]), na, nb, va, vb, vb - va,
-            (vb - va) / va * 100.0 if na else None, hd))
+            (vb - va) / va * 100.0 if na else None, hd, hdmax))
     flips = int(conf.sum() - np.trace(conf))
     pair = PairResult(names[0], names[1], metrics, flips, int(conf.sum()), per["dice"], per["flips"],
                       per["label_dice"], threshold=threshold)

@@ -41,6 +41,7 @@ __all__ = [
     "dice_iou",
     "surface_distances",
     "hd95_mm",
+    "hausdorff_mm",
     "per_slice_summary",
     "difference_classes",
     "difference_rgb",
@@ -128,20 +129,30 @@ def surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) 
     return d_to_b[ba], d_to_a[bb]
 
 
-def hd95_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0) -> float:
-    """Pooled symmetric ``percentile`` Hausdorff distance (mm) between boolean masks.
+def hausdorff_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...],
+                 percentiles: tuple[float, ...] = (95.0, 100.0)) -> tuple[float, ...]:
+    """Pooled symmetric Hausdorff distances (mm) at ``percentiles`` (100 = the classic maximum).
 
-    0.0 when both masks are empty, ``math.inf`` when exactly one is.
+    All 0.0 when both masks are empty, all ``math.inf`` when exactly one is.
     """
     a = np.asarray(a, dtype=bool)
     b = np.asarray(b, dtype=bool)
     ea, eb = not a.any(), not b.any()
     if ea and eb:
-        return 0.0
+        return tuple(0.0 for _ in percentiles)
     if ea or eb:
-        return math.inf
+        return tuple(math.inf for _ in percentiles)
     dab, dba = surface_distances(a, b, spacing)
-    return float(np.percentile(np.concatenate([dab, dba]), percentile))
+    d = np.concatenate([dab, dba])
+    return tuple(float(v) for v in np.percentile(d, percentiles))
+
+
+def hd95_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0) -> float:
+    """Pooled symmetric ``percentile`` Hausdorff distance (mm) between boolean masks.
+
+    0.0 when both masks are empty, ``math.inf`` when exactly one is.
+    """
+    return hausdorff_mm(a, b, spacing, (percentile,))[0]
 
 
 def per_slice_summary(conf_z: np.ndarray) -> dict[str, np.ndarray]:

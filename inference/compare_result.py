@@ -41,6 +41,7 @@ class LabelMetrics:
     volume_diff_ml: float  # B − A
     volume_diff_pct: float | None  # (B − A) / A · 100, None when A is empty
     hd95_mm: float  # 0 when both empty, inf when one is
+    hd_max_mm: float = 0.0  # the classic (100th percentile) Hausdorff distance
 
 
 @dataclass

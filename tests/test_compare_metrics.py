@@ -17,6 +17,7 @@ from inference.compare_metrics import (
     confusion_per_slice,
     dice_iou,
     difference_classes,
+    hausdorff_mm,
     difference_rgb,
     hd95_mm,
     surface_distances,
@@ -31,7 +32,7 @@ def _cube(shape, lo, hi):
     return m
 
 
-def _brute_hd95(a, b, spacing):
+def _brute_hd95(a, b, spacing, q=95):
     """Independent reference: boundary by explicit 6-neighbour test, all-pairs distances."""
 
     def boundary(m):
@@ -45,7 +46,7 @@ def _brute_hd95(a, b, spacing):
     pa = np.argwhere(boundary(a)) * np.asarray(spacing)
     pb = np.argwhere(boundary(b)) * np.asarray(spacing)
     d = np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1))
-    return float(np.percentile(np.concatenate([d.min(1), d.min(0)]), 95))
+    return float(np.percentile(np.concatenate([d.min(1), d.min(0)]), q))
 
 
 class TestDiceIou:
@@ -91,6 +92,8 @@ class TestHd95:
         lo = np.add((3, 3, 3), shift)
         b = _cube((16, 16, 16), lo, np.add((9, 10, 8), shift))
         assert hd95_mm(a, b, SPACING) == pytest.approx(_brute_hd95(a, b, SPACING), rel=1e-9)
+        assert hausdorff_mm(a, b, SPACING, (50.0, 100.0)) == pytest.approx(
+            (_brute_hd95(a, b, SPACING, 50), _brute_hd95(a, b, SPACING, 100)), rel=1e-9)
 
     def test_identical_is_zero_and_empty_conventions(self):
         a = _cube((8, 8, 8), (2, 2, 2), (5, 5, 5))
@@ -118,6 +121,7 @@ class TestCompareLabels:
         assert lung.volume_diff_pct == pytest.approx(25.0)
         assert lung.dice == pytest.approx(800 / 900)
         assert lung.hd95_mm == pytest.approx(_brute_hd95(a == 1, b == 1, SPACING))
+        assert lung.hd_max_mm == pytest.approx(2.5)  # the extra slice is one sz away
         assert lesion.dice == 1.0 and lesion.hd95_mm == 0.0
         assert p.flips == 100 and p.worst_slice == 6
         assert p.slice_flips.tolist() == [0, 0, 0, 0, 0, 0, 100, 0, 0, 0]
