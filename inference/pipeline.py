@@ -15,7 +15,17 @@ watcher thread every 20 ms during a blocking run.
 
 Memory: labels ``nz*ny*nx`` bytes; probabilities (``keep_probabilities=True``) uint8
 ``K*nz*ny*nx`` bytes (p * 255, rounded) — 315 MB for 300 x 512 x 512 with K = 4 — plus one batch
-of float32 model input/output (~10 MB at batch 2, 256², K = 4).
+of float32 model input/output (~10 MB at batch 2, 256², K = 4). Labels are stored twice
+(``labels`` after post-processing, ``labels_raw`` before), and post-processing briefly holds
+int32 component maps of a label's bounding box.
+
+Use::
+
+    pkg = find_package("lung-ct-unet")
+    res = segment_volume(volume, pkg, engine="onnx", threads=1, progress=cb, cancel=token)
+    res.labels, res.probabilities, res.domain_warnings, res.timings, res.to_dict()
+    threshold_labels(res.probabilities[:, z], 0.7)   # re-threshold one slice, no model run
+    x, info = model_input_for_slice(volume, z, pkg)  # what the network saw (preprocess_input)
 """
 
 from __future__ import annotations
