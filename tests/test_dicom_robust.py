@@ -295,3 +295,20 @@ def test_first_slice_shows_padding_as_air(tmp_path):
     vol = load_path(tmp_path, first_slice_callback=lambda z, a: got.append(a))
     np.testing.assert_array_equal(got[0], vol.voxels[1])
     assert (got[0][0] == -1024).all()
+
+
+def test_lying_transfer_syntaxes(tmp_path):
+    v = ct((2, 16, 16))
+    comp = write_series(tmp_path / "c", v, transfer_syntax=RLELossless, series_uid="1.2.3.70")
+    nat = write_series(tmp_path / "n", v, series_uid="1.2.3.71")
+    data = comp[0].read_bytes()  # says native, holds RLE fragments
+    comp[0].write_bytes(data.replace(b"1.2.840.10008.1.2.5\0", b"1.2.840.10008.1.2.1\0", 1))
+    data = nat[0].read_bytes()  # says RLE, holds native bytes (same-length UID swap in the meta)
+    nat[0].write_bytes(data.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.5\0", 1))
+    res = scan(tmp_path)
+    assert "transfer syntax is wrong" in reason_for(res, f"c/{comp[0].name}")
+    for st in res.stacks:
+        vol = load_stack(st)  # the lying RLE file is one blank slice with a reason
+        if st.series_uid == "1.2.3.71":
+            assert str(nat[0]) in vol.meta.extra["failed_files"]
+            np.testing.assert_array_equal(vol.voxels[1], v[1])

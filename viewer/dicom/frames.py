@@ -94,7 +94,11 @@ def _valid_orientation(iop: tuple[float, ...] | None) -> tuple[float, ...] | Non
         return None
     a = np.asarray(iop, dtype=np.float64).reshape(2, 3)
     n = np.linalg.norm(a, axis=1)
-    if n.min() < 1e-6 or abs(float(a[0] @ a[1]) / float(n[0] * n[1])) > 0.01:
+    if (
+        not np.isfinite(n).all()
+        or n.min() < 1e-6
+        or not abs(float(a[0] @ a[1]) / float(n[0] * n[1])) <= 0.01
+    ):
         return None
     return iop
 

@@ -286,7 +286,13 @@ def _classify(ref: FileRef, ds: Dataset, off: int | None, length: int | None, si
         )
         if info.photometric in ("YBR_FULL_422", "YBR_PARTIAL_422"):
             expected = expected * 2 // 3  # chroma subsampled horizontally (PS3.3 C.7.6.3.1.2)
-        if length is None or length == 0xFFFFFFFF or length < expected:
+        if length is None or length == 0xFFFFFFFF:
+            return SkippedFile(
+                str(ref),
+                f"PixelData is encapsulated (compressed) but the transfer syntax {ts} says "
+                "uncompressed: the file's transfer syntax is wrong",
+            )
+        if length < expected:
             return SkippedFile(
                 str(ref),
                 f"PixelData holds {length} bytes but Rows x Columns x frames x "

@@ -310,7 +310,9 @@ def load_stack(
                 raise ValueError(f"only {len(stored)} of {len(items)} frames could be decoded")
         except (Cancelled, _CallbackError):
             raise
-        except Exception as exc:  # noqa: BLE001 - any decoder failure becomes a per-file reason
+        except BaseException as exc:  # noqa: BLE001 - any decoder failure becomes a per-file reason
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise  # KeyboardInterrupt / SystemExit; a Rust decoder panic is a bad file
             with lock:
                 failed[str(info.ref)] = f"{type(exc).__name__}: {exc}"
             for z, _ in items:

@@ -8,11 +8,32 @@ the loader needs, read once at scan time. A :class:`Stack` is a loadable set of 
 from __future__ import annotations
 
 import os
+import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 __all__ = ["FileRef", "FileInfo", "FrameRecord", "SkippedFile", "NonImageObject"]
+
+
+_ZIP_LOCK = threading.Lock()
+_ZIPS: OrderedDict[tuple[str, int, int], zipfile.ZipFile] = OrderedDict()
+
+
+def _zipfile(path: str) -> zipfile.ZipFile:
+    """An open ZipFile for ``path``, cached by (path, mtime, size): the central directory is
+    parsed once per archive, not once per member (a zip with thousands of entries)."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    with _ZIP_LOCK:
+        zf = _ZIPS.get(key)
+        if zf is None:
+            zf = _ZIPS[key] = zipfile.ZipFile(path)
+            while len(_ZIPS) > 4:
+                _ZIPS.popitem(last=False)[1].close()  # open members stay readable
+        _ZIPS.move_to_end(key)
+        return zf
 
 
 @dataclass(frozen=True)
@@ -37,18 +58,15 @@ class FileRef:
         """
         if self.member is None:
             return open(self.path, "rb")  # noqa: SIM115 - returned to the caller
-        zf = zipfile.ZipFile(self.path)
-        try:
+        zf = _zipfile(self.path)
+        with _ZIP_LOCK:
             return zf.open(self.member)  # stays readable after zf.close() (shared file handle)
-        finally:
-            zf.close()
 
     def size(self) -> int:
         """Size in bytes (uncompressed size for a zip member)."""
         if self.member is None:
             return os.path.getsize(self.path)
-        with zipfile.ZipFile(self.path) as zf:
-            return zf.getinfo(self.member).file_size
+        return _zipfile(self.path).getinfo(self.member).file_size
 
     def read_bytes(self, offset: int = 0, length: int | None = None) -> bytes:
         """``length`` bytes from ``offset`` (all remaining when ``length`` is None)."""
