@@ -118,3 +118,31 @@ def test_dicom_round_trip_keeps_laterality(shipped, phantom, tmp_path, position:
         return float(aff[0] @ np.array([x, y, z, 1.0]))
 
     assert mean_lps_x(res.labels == 1) < mean_lps_x(res.labels == 2)
+
+
+def test_cli_on_real_chest_ct(shipped, shared_data, tmp_path) -> None:
+    """`clinical-viewer segment` on a real chest CT (TCIA Lung-PET-CT-Dx, 30 x 8 mm, HFS):
+    plausible lung volumes (0.5-5 L each, the scan covers both lungs) and correct sides."""
+    import json
+
+    import nibabel as nib
+
+    from viewer.cli import main
+
+    src = shared_data / "chest-ct-lungdx-a0002" / "series3_8mm_B40f"
+    out = tmp_path / "out"
+    assert (
+        main(["segment", str(src), "--model", "lung-ct-unet", "--threads", "2", "--out", str(out)])
+        == 0
+    )
+    doc = json.loads((out / "stats.json").read_text())
+    by = {e["name"]: e for e in doc["statistics"]["labels"]}
+    for side in ("right lung", "left lung"):
+        assert 500 < by[side]["volume_ml"] < 5000, (side, by[side]["volume_ml"])
+        assert -950 < by[side]["hu"]["mean"] < -500  # aerated lung, not soft tissue
+    img = nib.load(str(out / "labels.nii.gz"))
+    lab = np.asarray(img.dataobj)
+    ras_x = [
+        float((img.affine @ np.array([*np.argwhere(lab == v).mean(0), 1.0]))[0]) for v in (1, 2)
+    ]
+    assert ras_x[0] > ras_x[1]  # RAS: +x is the patient's right
