@@ -120,6 +120,10 @@ def bones(
     # ribs: oval cross-sections in a band just outside the pleura, periodic in z, sloping forward
     dco = np.minimum(cv2.distanceTransform((~cav).view(np.uint8), cv2.DIST_L2, 3), _F(1e5)) * _F(s)
     band = (dco > 0.5) & (dco < 9.5) & (np.abs(X) > sr + 6)
+    # fat between the rib cage and the pectoral / serratus muscles (thicker in obese patients)
+    t_sub = 1.0 + 0.15 * p.fat
+    sub = (dco > 10.0) & (dco < 10.0 + t_sub) & (psi > 1.3) & (dist_in > fat_th + 2) & ~cav
+    hu[sub] = -95
     if zf > 0.0 and band.any():
         drop = p.rib_drop * (0.7 * psi[band] / np.pi + 0.3 * (1 - np.cos(psi[band])) / 2)
         ph = ((z - drop) / p.rib_pitch + p.rib_phase) % 1.0

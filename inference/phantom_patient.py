@@ -328,7 +328,7 @@ def sample_patient(
         med_x=_u(rng, -2, 6),
     )
     p.arm_gap = _u(rng, -6, 18)
-    p.med_w = _u(rng, 30, 50)
+    p.med_w = _u(rng, 24, 42)
     p.eso_air = bool(rng.random() < 0.4)
     p.fissures = np.array(
         [
