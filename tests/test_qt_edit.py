@@ -311,3 +311,26 @@ def test_many_signal_emits_do_not_abort_the_app():
         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
     )
     assert out.returncode == 0 and "alive" in out.stdout, out.stderr[-2000:]
+
+
+def test_only_views_whose_plane_cuts_the_edit_redraw(qtbot, win):
+    w = win
+    w.state.set_layout("2x2")
+    w.state.set_cursor(6, 32, 40)
+    qtbot.wait(20)
+    ax, cor, sag = w.grid.views
+    w.edit.start_editing()  # showing the edit layer (once) redraws every view
+    for v in (ax, cor, sag):
+        v.render_frame()
+    w.state.set_tool("brush")
+    w.edit_panel.set_size(3.0)
+    mouse(ax, "press", ax.plane_to_screen(5, 10))  # box rows (y) 2..8, cols (x) 8..12
+    assert ax._dirty and not cor._dirty and not sag._dirty
+    for v in (ax, cor, sag):
+        v.render_frame()
+    mouse(ax, "move", ax.plane_to_screen(5, 40))  # now the stroke crosses the sagittal plane x = 40
+    mouse(ax, "release", ax.plane_to_screen(5, 40))
+    assert ax._dirty and sag._dirty and not cor._dirty
+    sag.render_frame()
+    r, c = sag.geom.voxel_to_display(6, 5, 40)
+    assert sag._rgb[int(r), int(c)][0] > sag._rgb[int(r), int(c)][1] + 40  # the new label shows

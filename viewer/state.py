@@ -301,12 +301,16 @@ class ViewState:
         if self.layers.pop(name, None) is not None:
             self.emit("layers", name=name)
 
-    def layer_changed(self, name: str) -> None:
-        """Tell views that a layer's data or settings changed in place."""
+    def layer_changed(self, name: str, box: Any = None) -> None:
+        """Tell views that a layer's data or settings changed in place.
+
+        ``box``: only voxels in this region changed (an object with ``intersects_plane(axis,
+        index)``, e.g. ``viewer.masks_geometry.Box``); views whose plane misses it skip the redraw.
+        """
         layer = self.layers.get(name)
-        if isinstance(layer, LabelLayer):
+        if isinstance(layer, LabelLayer) and box is None:
             layer.invalidate()
-        self.emit("layers", name=name)
+        self.emit("layers", name=name, box=box)
 
     def planes(self, axis: int, index: int) -> list[LabelPlane | HeatmapPlane | RGBAPlane]:
         """The visible overlay planes of every layer at ``index`` along ``axis``, in order."""

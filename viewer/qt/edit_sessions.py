@@ -286,7 +286,9 @@ class EditController(QObject):
         elif any(box.intersects_plane(a, self.state.cursor[a]) for a in range(3)):
             if layer is not None and layer.labels is not seg.current:
                 layer.labels = seg.current
-            self.state.layer_changed(PROV_LAYER if self.show_provenance else EDIT_LAYER)
+            # only the views whose plane cuts the box redraw (painting on the axial view does
+            # not re-render the coronal / sagittal views unless the stroke crosses them)
+            self.state.layer_changed(PROV_LAYER if self.show_provenance else EDIT_LAYER, box)
         self.changed.emit(box)
 
     def _save_failed(self, exc: Exception) -> None:

@@ -101,7 +101,9 @@ class SliceView(QWidget):
         if axis == self.axis:
             self.update()
 
-    def _invalidate(self, **_) -> None:
+    def _invalidate(self, box=None, **_) -> None:
+        if box is not None and not box.intersects_plane(self.axis, self.index()):
+            return  # an overlay changed only in a region this view's plane does not cut
         self._dirty = True
         self.update()
 
