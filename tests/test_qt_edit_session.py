@@ -158,7 +158,9 @@ def test_not_now_keeps_the_autosave_and_discard_deletes_it(qtbot, tmp_path, thre
         open_series(qtbot, w, series)
         assert w.edit.seg is None and find_restorable(ident) is not None
         assert w.state.layers[SEG_LAYER].visible  # the AI result is shown unchanged
-        paint_dab(w, 50, 70)  # the first edit asks again: discard, then edit the AI result
+        paint_dab(w, 50, 70)  # the first click asks again (discard); it does not paint
+        assert w.edit.seg is not None and not (w.edit.seg.current != w.edit.seg.ai).any()
+        paint_dab(w, 50, 70)  # the next one edits the AI result
         assert (
             find_restorable(ident) is None or find_restorable(ident).revision == w.edit.seg.revision
         )

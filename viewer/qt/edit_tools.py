@@ -81,8 +81,16 @@ class EditToolHandler:
         point: tuple[float, float],
         _modifiers: Any = None,
     ) -> None:
+        if self.brush is not None:  # a release was lost (e.g. to a dialog): close that stroke
+            self.release(view, point)
+        asked = len(self.ctrl.prompter.records)
         seg = self._seg()
         if seg is None:
+            return
+        if len(self.ctrl.prompter.records) != asked:
+            # this click answered "restore edits?": it does not paint (the button release went
+            # to the dialog); the next one does
+            self.ctrl.win.message("Editing started: click again to edit", 5000)
             return
         s = self.settings()
         if self.tool != "eraser" and (s.label is None or s.label not in seg.labels):
