@@ -40,7 +40,9 @@ def load_model():
     except Exception as exc:  # noqa: BLE001 - fall back to the same architecture
         from inference.networks import UNet2D
 
-        print(f"(shipped model not available: {exc}; using UNet2D(base=16, depth=4) random weights)")
+        print(
+            f"(shipped model not available: {exc}; using UNet2D(base=16, depth=4) random weights)"
+        )
         model = UNet2D(1, 4, base=16, depth=4).eval()
         return model, "decoder.3", "UNet2D base 16, depth 4 (random weights)", 1
 
@@ -82,31 +84,45 @@ def main() -> int:
         rows.append((threads, "forward only (no grad)", "-", fwd, fwd_cpu, None))
         for method in METHODS:
             for lay in layers if method == "gradcam" else [layer]:
-                t, c = median_time(lambda m=method, lay=lay: compute_cam(model, x, target_label=1, method=m,
-                                                                            target_layer=lay), args.runs)
+                t, c = median_time(
+                    lambda m=method, lay=lay: compute_cam(
+                        model, x, target_label=1, method=m, target_layer=lay
+                    ),
+                    args.runs,
+                )
                 rows.append((threads, method, lay, t, c, c / fwd_cpu))
     lines = [
         "## Grad-CAM per 512² slice",
         "",
-        f"Model: {desc}; target label 1 (predicted-mask target). Medians of {args.runs} runs after a "
+        f"Model: {desc}; target label 1 (predicted-mask target). Medians of {args.runs} runs "
+        "after a "
         f"warm-up; target ≤ {TARGET_S:.0f} s per slice. torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}; load average at the end {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} cores (shared machine: 2-thread torch suffers most from outside load).",
+        f"{platform.processor() or platform.machine()}; load average at the end "
+        f"{os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores (shared machine: 2-thread torch suffers most from outside "
+        "load).",
         "",
-        "Wall time is what the user waits under the load shown. CPU time (all threads of the process)",
-        "of a 1-thread run is the work itself, about its wall time on an idle core; an idle 2-core run",
+        "Wall time is what the user waits under the load shown. CPU time (all threads of the "
+        "process)",
+        "of a 1-thread run is the work itself, about its wall time on an idle core; an idle "
+        "2-core run",
         "takes ≈ that / 1.8 (PERF_NOTES: 2 threads vs 1 = 1.8×). 2-thread CPU time is inflated by",
-        "OpenMP spin-waiting under outside load, so the estimate and the ≤ 1 s verdict use the 1-thread",
+        "OpenMP spin-waiting under outside load, so the estimate and the ≤ 1 s verdict use the "
+        "1-thread",
         "rows.",
         "",
-        "| torch threads | method | target layer | wall s | CPU s | CPU × forward | est. idle 2-core s | ≤ 1 s |",
+        "| torch threads | method | target layer | wall s | CPU s | CPU × forward | est. idle "
+        "2-core s | ≤ 1 s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for th, m, lay, t, c, ratio in rows:
         est = f"{c / 1.8:.3f}" if th == 1 else "-"
         ok = "" if ratio is None or th != 1 else ("yes" if c / 1.8 <= TARGET_S else "NO")
-        lines.append(f"| {th} | {m} | {lay} | {t:.3f} | {c:.3f} | {'' if ratio is None else f'{ratio:.1f}'} | "
-                     f"{est} | {ok} |")
+        lines.append(
+            f"| {th} | {m} | {lay} | {t:.3f} | {c:.3f} | "
+            f"{'' if ratio is None else f'{ratio:.1f}'} | "
+            f"{est} | {ok} |"
+        )
     lines.append("")
     text = "\n".join(lines)
     print(text)

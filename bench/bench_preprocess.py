@@ -37,7 +37,7 @@ def ct_slice(size: int = 512) -> np.ndarray:
     hu[((yy - c) / 0.4) ** 2 + ((xx - c) / 0.46) ** 2 < size**2] = 40
     for cx in (0.33, 0.67):
         hu[((yy - 0.47 * size) / 0.28) ** 2 + ((xx - cx * size) / 0.13) ** 2 < size**2] = -850
-    hu[int(0.8 * size):int(0.85 * size), int(0.45 * size):int(0.55 * size)] = 900
+    hu[int(0.8 * size) : int(0.85 * size), int(0.45 * size) : int(0.55 * size)] = 900
     return (hu + rng.normal(0, 15, hu.shape)).astype(np.int16)
 
 
@@ -62,8 +62,13 @@ def main() -> int:
     args = ap.parse_args()
     hu = ct_slice()
     win = (-600.0, 1500.0)
-    heavy = {"clahe": {"clip_limit": 40.0, "tile_grid": 32}, "canny": {"blur_sigma": 10.0},
-             "sobel": {"ksize": 7}, "gaussian": {"sigma": 10.0}, "median": {"ksize": 11}}
+    heavy = {
+        "clahe": {"clip_limit": 40.0, "tile_grid": 32},
+        "canny": {"blur_sigma": 10.0},
+        "sobel": {"ksize": 7},
+        "gaussian": {"sigma": 10.0},
+        "median": {"ksize": 11},
+    }
     rows = []
     med, p95, cpu = timed(lambda: P.windowed_uint8(hu, *win), args.runs)
     rows.append(("window int16 → uint8 (512²)", "-", med, p95, cpu))
@@ -71,31 +76,46 @@ def main() -> int:
         settings = [("default", {})] + ([("slider max", heavy[name])] if name in heavy else [])
         for label, params in settings:
             if name == "canny":
+
                 def run(params=params):
                     img = P.windowed_uint8(hu, *win)
                     return P.edges_overlay(img, P.apply_filter("canny", img, **params))
             else:
+
                 def run(name=name, params=params):
                     return P.apply_filter(name, P.windowed_uint8(hu, *win), **params)
+
             med, p95, cpu = timed(run, args.runs)
             shown = ", ".join(f"{k}={v}" for k, v in P.validate_params(name, params).items()) or "-"
-            rows.append((f"{spec.label} ({label})" + (" + overlay" if name == "canny" else ""), shown, med, p95, cpu))
+            rows.append(
+                (
+                    f"{spec.label} ({label})" + (" + overlay" if name == "canny" else ""),
+                    shown,
+                    med,
+                    p95,
+                    cpu,
+                )
+            )
     lines = [
         "## Preprocessing preview latency (512² slice)",
         "",
-        f"Window + filter (+ edge overlay for Canny), medians and p95 of {args.runs} runs; target ≤ {TARGET_MS:.0f} ms. "
+        f"Window + filter (+ edge overlay for Canny), medians and p95 of {args.runs} runs; "
+        f"target ≤ {TARGET_MS:.0f} ms. "
         f"{platform.processor() or platform.machine()}, OpenCV {cv2.__version__}, "
         f"cv2 threads {cv2.getNumThreads()}; load average at the end "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine).",
         "",
-        "The verdict uses the median wall time; p95 shows the effect of outside load; CPU ms is the work",
+        "The verdict uses the median wall time; p95 shows the effect of outside load; CPU ms is "
+        "the work",
         "done by the process (all threads).",
         "",
         "| preview | parameters | median ms | p95 ms | CPU ms | ≤ 30 ms |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {p} | {m:.2f} | {q:.2f} | {c:.2f} | {'yes' if m <= TARGET_MS else 'NO'} |"
-              for n, p, m, q, c in rows]
+    lines += [
+        f"| {n} | {p} | {m:.2f} | {q:.2f} | {c:.2f} | {'yes' if m <= TARGET_MS else 'NO'} |"
+        for n, p, m, q, c in rows
+    ]
     lines.append("")
     text = "\n".join(lines)
     print(text)

@@ -57,9 +57,16 @@ _CONF_CHUNK = 16  # slices per confusion-matrix chunk (bounds temporary memory)
 
 
 # ------------------------------------------------------------------------------------ metrics
-def compare_labels(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, float], label_names: dict[int, str],
-                   *, names: tuple[str, str] = ("A", "B"), threshold: float = 0.999,
-                   max_flip_fraction: float | None = None) -> PairResult:
+def compare_labels(
+    a: np.ndarray,
+    b: np.ndarray,
+    spacing: tuple[float, float, float],
+    label_names: dict[int, str],
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    threshold: float = 0.999,
+    max_flip_fraction: float | None = None,
+) -> PairResult:
     """Compare two label maps ``[z, y, x]`` on the same grid (``spacing`` mm) with a verdict.
 
     ``label_names`` maps label values (0 = background, skipped in the per-label metrics and the
@@ -68,8 +75,16 @@ def compare_labels(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, fl
     k = max(label_names) + 1
     voxel_ml = float(np.prod(spacing)) / 1000.0
     nz = a.shape[0]
-    conf_z = np.concatenate([confusion_per_slice(a[s:s + _CONF_CHUNK], b[s:s + _CONF_CHUNK], k)
-                             for s in range(0, nz, _CONF_CHUNK)]) if nz else np.zeros((0, k, k), np.int64)
+    conf_z = (
+        np.concatenate(
+            [
+                confusion_per_slice(a[s : s + _CONF_CHUNK], b[s : s + _CONF_CHUNK], k)
+                for s in range(0, nz, _CONF_CHUNK)
+            ]
+        )
+        if nz
+        else np.zeros((0, k, k), np.int64)
+    )
     conf = conf_z.sum(axis=0)
     dice, iou = dice_iou(conf)
     per = per_slice_summary(conf_z)
@@ -77,15 +92,42 @@ def compare_labels(a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, fl
     for value in sorted(v for v in label_names if v > 0):
         na, nb = int(conf[value].sum()), int(conf[:, value].sum())
         va, vb = na * voxel_ml, nb * voxel_ml
-        hd, hdmax = (hausdorff_mm(a == value, b == value, spacing) if (na or nb) and dice[value] < 1.0
-                     else (0.0, 0.0))
-        metrics.append(LabelMetrics(
-            value, label_names[value], float(dice[value]), float(iou[value]), na, nb, va, vb, vb - va,
-            (vb - va) / va * 100.0 if na else None, hd, hdmax))
+        hd, hdmax = (
+            hausdorff_mm(a == value, b == value, spacing)
+            if (na or nb) and dice[value] < 1.0
+            else (0.0, 0.0)
+        )
+        metrics.append(
+            LabelMetrics(
+                value,
+                label_names[value],
+                float(dice[value]),
+                float(iou[value]),
+                na,
+                nb,
+                va,
+                vb,
+                vb - va,
+                (vb - va) / va * 100.0 if na else None,
+                hd,
+                hdmax,
+            )
+        )
     flips = int(conf.sum() - np.trace(conf))
-    pair = PairResult(names[0], names[1], metrics, flips, int(conf.sum()), per["dice"], per["flips"],
-                      per["label_dice"], threshold=threshold)
-    pair.reasons = [f"{m.name}: Dice {m.dice:.5f} < {threshold}" for m in metrics if m.dice < threshold]
+    pair = PairResult(
+        names[0],
+        names[1],
+        metrics,
+        flips,
+        int(conf.sum()),
+        per["dice"],
+        per["flips"],
+        per["label_dice"],
+        threshold=threshold,
+    )
+    pair.reasons = [
+        f"{m.name}: Dice {m.dice:.5f} < {threshold}" for m in metrics if m.dice < threshold
+    ]
     if max_flip_fraction is not None and pair.flip_fraction > max_flip_fraction:
         pair.reasons.append(f"flip fraction {pair.flip_fraction:.2e} > {max_flip_fraction}")
     pair.passed = not pair.reasons
@@ -100,7 +142,9 @@ def build_engine(package: ModelPackage, kind: str, *, threads: int | None = None
 
     base, _, provider = kind.partition(":")
     if base not in ("torch", "onnx", "onnx-int8"):
-        raise PackageError(f"unknown engine {kind!r}; use torch, onnx or onnx-int8 (optionally ':provider')")
+        raise PackageError(
+            f"unknown engine {kind!r}; use torch, onnx or onnx-int8 (optionally ':provider')"
+        )
     if provider and base == "torch":
         raise PackageError(f"engine {kind!r}: the torch engine runs on the CPU only; use 'torch'")
     return make_engine(package, base, provider=provider or None, threads=threads)
@@ -108,8 +152,11 @@ def build_engine(package: ModelPackage, kind: str, *, threads: int | None = None
 
 def _available(package: ModelPackage, kind: str) -> bool:
     base = kind.partition(":")[0]
-    return {"torch": package.has_torch, "onnx": "onnx" in package.files,
-            "onnx-int8": package.has_int8}.get(base, True)
+    return {
+        "torch": package.has_torch,
+        "onnx": "onnx" in package.files,
+        "onnx-int8": package.has_int8,
+    }.get(base, True)
 
 
 def _to_u8(x: np.ndarray, normalize: str) -> np.ndarray:
@@ -155,14 +202,18 @@ def compare_engines(
     for e in engines:
         if isinstance(e, str):
             if not _available(package, e):
-                warnings.append(f"engine {e!r} skipped: model package '{package.name}' has no file for it")
+                warnings.append(
+                    f"engine {e!r} skipped: model package '{package.name}' has no file for it"
+                )
                 continue
             built.append((e, build_engine(package, e, threads=threads)))
         else:
             built.append((str(e[0]), e[1]))
     if len(built) < 2:
-        raise PackageError(f"comparison needs at least two engines, got {[n for n, _ in built]} "
-                           f"(model package '{package.name}' files: {sorted(package.files)})")
+        raise PackageError(
+            f"comparison needs at least two engines, got {[n for n, _ in built]} "
+            f"(model package '{package.name}' files: {sorted(package.files)})"
+        )
     names = [n for n, _ in built]
     if len(set(names)) != len(names):
         raise ValueError(f"engine names must be unique, got {names}")
@@ -172,7 +223,10 @@ def compare_engines(
     orient = geom = None
     if isinstance(volume_like, np.ndarray):
         if volume_like.ndim != 4 or spacing is None:
-            raise ValueError(f"a prepared input must be float32 [z, C, H, W] with spacing; got {volume_like.shape}")
+            raise ValueError(
+                "a prepared input must be float32 [z, C, H, W] with spacing; got "
+                f"{volume_like.shape}"
+            )
         nz = volume_like.shape[0]
         grid_spacing = tuple(float(s) for s in spacing)
 
@@ -191,8 +245,15 @@ def compare_engines(
         geom = slice_geometry(canon.shape[1:], cs[1:], spec)
         nz = canon.shape[0]
         grid_spacing = (float(cs[0]), *geom.out_spacing)
-        geometry = {"slice_geometry": geom.to_dict(), "orientation": {"perm": list(orient.perm),
-                    "flip": list(orient.flip), "plane": orient.plane}, "volume_shape": list(vox.shape)}
+        geometry = {
+            "slice_geometry": geom.to_dict(),
+            "orientation": {
+                "perm": list(orient.perm),
+                "flip": list(orient.flip),
+                "plane": orient.plane,
+            },
+            "volume_shape": list(vox.shape),
+        }
         z_flipped = orient.perm[0] == 0 and orient.flip[0]
 
         def batch(zs: list[int]) -> np.ndarray:
@@ -218,7 +279,7 @@ def compare_engines(
         centre = _to_u8(crop(x[:, x.shape[1] // 2]), spec.normalize)
         if image is None:
             image = np.empty((nz, *centre.shape[1:]), dtype=np.uint8)
-        image[zs[0]:zs[-1] + 1] = centre
+        image[zs[0] : zs[-1] + 1] = centre
         ref: np.ndarray | None = None
         for n, eng in built:
             check_cancel(cancel)
@@ -228,15 +289,17 @@ def compare_engines(
             y = eng(x)
             dt = time.perf_counter() - t0
             if y.ndim != 4 or y.shape[0] != len(zs) or y.shape[1] != k:
-                raise PackageError(f"engine {n!r} returned shape {y.shape}; expected [{len(zs)}, {k}, H, W] "
-                                   f"({k} labels in model.json)")
+                raise PackageError(
+                    f"engine {n!r} returned shape {y.shape}; expected [{len(zs)}, {k}, H, W] "
+                    f"({k} labels in model.json)"
+                )
             timings[n].total_s += dt
             timings[n].slices += len(zs)
             timings[n].batch_ms.append(dt * 1000.0)
             y = crop(y)
             if n not in labels:
                 labels[n] = np.empty((nz, *y.shape[2:]), dtype=np.uint8)
-            labels[n][zs[0]:zs[-1] + 1] = np.argmax(y, axis=1)
+            labels[n][zs[0] : zs[-1] + 1] = np.argmax(y, axis=1)
             if ref is None:
                 ref = y
             else:
@@ -250,13 +313,39 @@ def compare_engines(
     pairs = []
     for n in names[1:]:
         check_cancel(cancel)
-        p = compare_labels(labels[names[0]], labels[n], grid_spacing, label_names, names=(names[0], n),
-                           threshold=thresholds.dice_for(n), max_flip_fraction=thresholds.max_flip_fraction)
+        p = compare_labels(
+            labels[names[0]],
+            labels[n],
+            grid_spacing,
+            label_names,
+            names=(names[0], n),
+            threshold=thresholds.dice_for(n),
+            max_flip_fraction=thresholds.max_flip_fraction,
+        )
         p.logits_max_abs = lmax[n]
         p.logits_mean_abs = lsum[n] / count if count else 0.0
         pairs.append(p)
-        log.info("compare %s vs %s: min Dice %.5f, flips %d, %s", names[0], n, p.min_dice, p.flips,
-                 "pass" if p.passed else "FAIL")
+        log.info(
+            "compare %s vs %s: min Dice %.5f, flips %d, %s",
+            names[0],
+            n,
+            p.min_dice,
+            p.flips,
+            "pass" if p.passed else "FAIL",
+        )
     assert image is not None
-    return ComparisonResult(names, pairs, timings, thresholds, label_names, grid_spacing, labels, image,
-                            geometry, warnings, z_flipped, orient, geom)
+    return ComparisonResult(
+        names,
+        pairs,
+        timings,
+        thresholds,
+        label_names,
+        grid_spacing,
+        labels,
+        image,
+        geometry,
+        warnings,
+        z_flipped,
+        orient,
+        geom,
+    )

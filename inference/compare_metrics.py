@@ -62,7 +62,9 @@ def _as_labels(a: np.ndarray, name: str) -> np.ndarray:
     if a.ndim == 2:
         a = a[None]
     if a.ndim != 3 or not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{name}: expected an integer label map [z, y, x], got {a.dtype} {a.shape}")
+        raise ValueError(
+            f"{name}: expected an integer label map [z, y, x], got {a.dtype} {a.shape}"
+        )
     return a
 
 
@@ -78,7 +80,9 @@ def confusion_per_slice(a: np.ndarray, b: np.ndarray, num_classes: int) -> np.nd
     k = int(num_classes)
     for m, n in ((a, "A"), (b, "B")):
         if m.size and (int(m.min()) < 0 or int(m.max()) >= k):
-            raise ValueError(f"label map {n} has values outside 0..{k - 1} (min {m.min()}, max {m.max()})")
+            raise ValueError(
+                f"label map {n} has values outside 0..{k - 1} (min {m.min()}, max {m.max()})"
+            )
     nz = a.shape[0]
     code = a.reshape(nz, -1).astype(np.int64) * k + b.reshape(nz, -1)
     code += (np.arange(nz, dtype=np.int64) * (k * k))[:, None]
@@ -107,7 +111,9 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
 
 
-def surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def surface_distances(
+    a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Directed surface distances in mm: (A boundary → B boundary, B boundary → A boundary).
 
     ``a`` and ``b`` are boolean masks of the same shape, both non-empty; ``spacing`` one value
@@ -129,8 +135,12 @@ def surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) 
     return d_to_b[ba], d_to_a[bb]
 
 
-def hausdorff_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...],
-                 percentiles: tuple[float, ...] = (95.0, 100.0)) -> tuple[float, ...]:
+def hausdorff_mm(
+    a: np.ndarray,
+    b: np.ndarray,
+    spacing: tuple[float, ...],
+    percentiles: tuple[float, ...] = (95.0, 100.0),
+) -> tuple[float, ...]:
     """Pooled symmetric Hausdorff distances (mm) at ``percentiles`` (100 = the classic maximum).
 
     All 0.0 when both masks are empty, all ``math.inf`` when exactly one is.
@@ -147,7 +157,9 @@ def hausdorff_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...],
     return tuple(float(v) for v in np.percentile(d, percentiles))
 
 
-def hd95_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0) -> float:
+def hd95_mm(
+    a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0
+) -> float:
     """Pooled symmetric ``percentile`` Hausdorff distance (mm) between boolean masks.
 
     0.0 when both masks are empty, ``math.inf`` when exactly one is.
@@ -156,7 +168,7 @@ def hd95_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile
 
 
 def per_slice_summary(conf_z: np.ndarray) -> dict[str, np.ndarray]:
-    """From ``[z, K, K]`` confusions: ``flips [z]``, ``dice [z]`` (foreground), ``label_dice [z, K]``."""
+    """Per slice from ``[z, K, K]`` confusions: ``flips``, ``dice`` (foreground), ``label_dice``."""
     conf_z = np.asarray(conf_z, dtype=np.int64)
     total = conf_z.sum(axis=(1, 2))
     agree = np.trace(conf_z, axis1=1, axis2=2)
@@ -182,8 +194,14 @@ def difference_classes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def difference_rgb(a: np.ndarray, b: np.ndarray, image: np.ndarray | None = None, *,
-                   colors: dict[int, tuple[int, int, int]] | None = None, alpha: float = 1.0) -> np.ndarray:
+def difference_rgb(
+    a: np.ndarray,
+    b: np.ndarray,
+    image: np.ndarray | None = None,
+    *,
+    colors: dict[int, tuple[int, int, int]] | None = None,
+    alpha: float = 1.0,
+) -> np.ndarray:
     """A difference map of one slice as RGB ``[y, x, 3]`` uint8.
 
     ``a``, ``b``: label slices ``[y, x]``. ``image``: optional grey uint8 ``[y, x]`` backdrop (black
@@ -198,7 +216,9 @@ def difference_rgb(a: np.ndarray, b: np.ndarray, image: np.ndarray | None = None
     else:
         image = np.asarray(image)
         if image.shape != classes.shape or image.dtype != np.uint8:
-            raise ValueError(f"backdrop must be uint8 {classes.shape}, got {image.dtype} {image.shape}")
+            raise ValueError(
+                f"backdrop must be uint8 {classes.shape}, got {image.dtype} {image.shape}"
+            )
         rgb = np.repeat(image[:, :, None], 3, axis=2)
     lut = np.zeros((4, 3), dtype=np.float32)
     for k, c in (colors or DIFF_COLORS).items():

@@ -1,4 +1,4 @@
-"""Result types of an engine comparison (numpy only; no torch, no Qt). See :mod:`inference.compare`."""
+"""Result types of an engine comparison (numpy only; no torch, no Qt)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import numpy as np
 
 from inference.compare_metrics import difference_rgb
 
-__all__ = ["Thresholds", "LabelMetrics", "PairResult", "EngineTiming", "ComparisonResult", "json_clean"]
+__all__ = [
+    "Thresholds",
+    "LabelMetrics",
+    "PairResult",
+    "EngineTiming",
+    "ComparisonResult",
+    "json_clean",
+]
 
 
 @dataclass
@@ -25,7 +32,11 @@ class Thresholds:
         return self.dice_int8 if "int8" in engine.lower() else self.dice_fp32
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dice_fp32": self.dice_fp32, "dice_int8": self.dice_int8, "max_flip_fraction": self.max_flip_fraction}
+        return {
+            "dice_fp32": self.dice_fp32,
+            "dice_int8": self.dice_int8,
+            "max_flip_fraction": self.max_flip_fraction,
+        }
 
 
 @dataclass
@@ -46,7 +57,7 @@ class LabelMetrics:
 
 @dataclass
 class PairResult:
-    """Agreement of engine ``b`` with reference engine ``a`` (arrays per slice on the model grid)."""
+    """Agreement of engine ``b`` with reference engine ``a`` (per slice, model grid)."""
 
     a: str
     b: str
@@ -78,18 +89,29 @@ class PairResult:
 
     def to_dict(self, per_slice: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "a": self.a, "b": self.b, "passed": self.passed, "threshold_dice": self.threshold,
-            "reasons": list(self.reasons), "min_dice": self.min_dice,
+            "a": self.a,
+            "b": self.b,
+            "passed": self.passed,
+            "threshold_dice": self.threshold,
+            "reasons": list(self.reasons),
+            "min_dice": self.min_dice,
             "labels": [m.__dict__.copy() for m in self.labels],
-            "logits_max_abs": self.logits_max_abs, "logits_mean_abs": self.logits_mean_abs,
-            "flips": self.flips, "flip_fraction": self.flip_fraction, "voxels": self.voxels,
-            "worst_slice": self.worst_slice, "worst_slice_flips": int(self.slice_flips[self.worst_slice]),
+            "logits_max_abs": self.logits_max_abs,
+            "logits_mean_abs": self.logits_mean_abs,
+            "flips": self.flips,
+            "flip_fraction": self.flip_fraction,
+            "voxels": self.voxels,
+            "worst_slice": self.worst_slice,
+            "worst_slice_flips": int(self.slice_flips[self.worst_slice]),
             "worst_slice_dice": float(self.slice_dice[self.worst_slice]),
         }
         if per_slice:
             d["per_slice"] = {
-                "dice": self.slice_dice.tolist(), "flips": self.slice_flips.tolist(),
-                "label_dice": {m.name: self.slice_label_dice[:, m.value].tolist() for m in self.labels},
+                "dice": self.slice_dice.tolist(),
+                "flips": self.slice_flips.tolist(),
+                "label_dice": {
+                    m.name: self.slice_label_dice[:, m.value].tolist() for m in self.labels
+                },
             }
         return json_clean(d)
 
@@ -107,17 +129,23 @@ class EngineTiming:
         return 1000.0 * self.total_s / self.slices if self.slices else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return json_clean({"engine": self.name, "total_s": self.total_s, "slices": self.slices,
-                            "per_slice_ms": self.per_slice_ms,
-                            "median_batch_ms": float(np.median(self.batch_ms)) if self.batch_ms else None,
-                            "info": self.info})
+        return json_clean(
+            {
+                "engine": self.name,
+                "total_s": self.total_s,
+                "slices": self.slices,
+                "per_slice_ms": self.per_slice_ms,
+                "median_batch_ms": float(np.median(self.batch_ms)) if self.batch_ms else None,
+                "info": self.info,
+            }
+        )
 
 
 @dataclass
 class ComparisonResult:
     """Everything a comparison produced; ``to_dict()`` is what ``compare.json`` holds.
 
-    ``labels[name]`` uint8 ``[z, y, x]`` and ``image`` uint8 ``[z, y, x]`` (the centre input channel,
+    ``labels[name]`` uint8 ``[z, y, x]`` and ``image`` uint8 ``[z, y, x]`` (centre input channel,
     0…255 over the model's value range) are on the model grid, spacing ``spacing`` (mm).
     ``to_original_z(z)`` maps a model-grid slice to the slice index of the source volume.
     """
@@ -154,7 +182,9 @@ class ComparisonResult:
         n = self.image.shape[0]
         return n - 1 - int(z) if self.z_flipped else int(z)
 
-    def labels_on_volume(self, engine: str, shape: tuple[int, int, int] | None = None) -> np.ndarray:
+    def labels_on_volume(
+        self, engine: str, shape: tuple[int, int, int] | None = None
+    ) -> np.ndarray:
         """Engine ``engine``'s label map on the source volume's grid ``[z, y, x]`` (uint8).
 
         Each model-grid slice is resized back with nearest neighbour and written through the
@@ -179,30 +209,52 @@ class ComparisonResult:
                 return p
         raise KeyError(f"no comparison {a} vs {b}; have {[(p.a, p.b) for p in self.pairs]}")
 
-    def difference_rgb(self, z: int, a: str | None = None, b: str | None = None, *, alpha: float = 1.0,
-                       backdrop: bool = True) -> np.ndarray:
-        """RGB ``[y, x, 3]`` uint8 difference map of model-grid slice ``z`` (classes of compare_metrics)."""
+    def difference_rgb(
+        self,
+        z: int,
+        a: str | None = None,
+        b: str | None = None,
+        *,
+        alpha: float = 1.0,
+        backdrop: bool = True,
+    ) -> np.ndarray:
+        """RGB ``[y, x, 3]`` uint8 difference map of model-grid slice ``z``."""
         a = a or self.reference
         b = b or self.worst[0].b
-        return difference_rgb(self.labels[a][z], self.labels[b][z], self.image[z] if backdrop else None, alpha=alpha)
+        return difference_rgb(
+            self.labels[a][z], self.labels[b][z], self.image[z] if backdrop else None, alpha=alpha
+        )
 
     def to_dict(self, per_slice: bool = True) -> dict[str, Any]:
         pair, z = self.worst
-        return json_clean({
-            "passed": self.passed, "engines": list(self.engines), "reference": self.reference,
-            "thresholds": self.thresholds.to_dict(),
-            "labels": {str(k): v for k, v in self.label_names.items()},
-            "grid": {"shape": list(self.image.shape), "spacing_mm": list(self.spacing),
-                     "description": "model grid: canonical LPS-axial slices at the model's in-plane spacing",
-                     "z_flipped": self.z_flipped,
-                     "original_slice": [self.to_original_z(i) for i in range(self.image.shape[0])],
-                     **self.geometry},
-            "worst": {"a": pair.a, "b": pair.b, "slice": z, "original_slice": self.to_original_z(z),
-                      "flips": int(pair.slice_flips[z])},
-            "pairs": [p.to_dict(per_slice) for p in self.pairs],
-            "timing": {n: t.to_dict() for n, t in self.timings.items()},
-            "warnings": list(self.warnings),
-        })
+        return json_clean(
+            {
+                "passed": self.passed,
+                "engines": list(self.engines),
+                "reference": self.reference,
+                "thresholds": self.thresholds.to_dict(),
+                "labels": {str(k): v for k, v in self.label_names.items()},
+                "grid": {
+                    "shape": list(self.image.shape),
+                    "spacing_mm": list(self.spacing),
+                    "description": "model grid: canonical LPS-axial slices at the model's "
+                    "in-plane spacing",
+                    "z_flipped": self.z_flipped,
+                    "original_slice": [self.to_original_z(i) for i in range(self.image.shape[0])],
+                    **self.geometry,
+                },
+                "worst": {
+                    "a": pair.a,
+                    "b": pair.b,
+                    "slice": z,
+                    "original_slice": self.to_original_z(z),
+                    "flips": int(pair.slice_flips[z]),
+                },
+                "pairs": [p.to_dict(per_slice) for p in self.pairs],
+                "timing": {n: t.to_dict() for n, t in self.timings.items()},
+                "warnings": list(self.warnings),
+            }
+        )
 
 
 def json_clean(obj: Any) -> Any:

@@ -77,14 +77,19 @@ def default_target_layer(model: nn.Module, package: ModelPackage | None = None) 
 def resolve_layer(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name not in modules or not name:
-        raise ValueError(f"target layer {name!r} not in the model; candidates: {', '.join(candidate_layers(model))}")
+        raise ValueError(
+            f"target layer {name!r} not in the model; candidates: "
+            f"{', '.join(candidate_layers(model))}"
+        )
     return modules[name]
 
 
 def load_cam_model(package: ModelPackage) -> tuple[nn.Module, str]:
-    """The package's PyTorch twin and its Grad-CAM target layer name (PackageError without a twin)."""
+    """The package's PyTorch twin and its Grad-CAM target layer (PackageError without a twin)."""
     if not package.has_torch:
-        raise PackageError(f"model package '{package.name}' has no PyTorch twin: Grad-CAM is unavailable")
+        raise PackageError(
+            f"model package '{package.name}' has no PyTorch twin: Grad-CAM is unavailable"
+        )
     from inference.torch_engine import load_torch_model
 
     package.verify(["torch"])
@@ -93,7 +98,7 @@ def load_cam_model(package: ModelPackage) -> tuple[nn.Module, str]:
 
 
 class _SegmentationTarget:
-    """Sum of label ``label``'s logits inside ``mask`` (or inside the predicted mask of that label)."""
+    """Sum of label ``label``'s logits inside ``mask`` (default: that label's predicted mask)."""
 
     def __init__(self, label: int, mask: torch.Tensor | None) -> None:
         self.label = label
@@ -101,7 +106,16 @@ class _SegmentationTarget:
         self.pixels = 0
 
     def __call__(self, output: torch.Tensor) -> torch.Tensor:  # output [K, H, W] for one sample
-        m = self.mask if self.mask is not None else (output.argmax(0) == self.label).to(output.dtype).detach()
+        if not 0 <= self.label < output.shape[0]:
+            raise ValueError(
+                f"target label {self.label} is not an output of the model (labels "
+                f"0..{output.shape[0] - 1})"
+            )
+        m = (
+            self.mask
+            if self.mask is not None
+            else (output.argmax(0) == self.label).to(output.dtype).detach()
+        )
         self.pixels = int((m > 0).sum())
         return (output[self.label] * m).sum()
 
@@ -119,18 +133,24 @@ def _cut_graph(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Te
 @contextmanager
 def _cam_session(model: nn.Module, layer: nn.Module, method: str) -> Iterator[Any]:
     training = {m: m.training for m in model.modules()}
-    inplace = {m: m.inplace for m in model.modules() if isinstance(m, nn.ReLU | nn.LeakyReLU | nn.ReLU6)}
+    inplace = {
+        m: m.inplace for m in model.modules() if isinstance(m, nn.ReLU | nn.LeakyReLU | nn.ReLU6)
+    }
     params = list(model.parameters())
     grads = [p.grad for p in params]
     needs_grad = [p.requires_grad for p in params]
     for m in inplace:
-        m.inplace = False  # an in-place op after the hooked layer would corrupt its saved activation
+        m.inplace = (
+            False  # an in-place op after the hooked layer would corrupt its saved activation
+        )
     cam = None
     cut = None
     try:
         for p in params:
             p.requires_grad_(False)
-        cut = layer.register_forward_hook(_cut_graph)  # first: the library's hooks then see the leaf
+        cut = layer.register_forward_hook(
+            _cut_graph
+        )  # first: the library's hooks then see the leaf
         cam = METHODS[method](model=model, target_layers=[layer])
         yield cam
     finally:
@@ -164,10 +184,13 @@ def compute_cam(
 
     Parameters
     ----------
-    model : the PyTorch twin (any mode; its state is restored).
+    model : the PyTorch twin (any mode; its state is restored). Not thread-safe per model
+        instance: the GUI keeps one model per worker (:func:`load_cam_model` builds a fresh one).
     input_nchw : float32 ``[1, C, H, W]`` (or ``[C, H, W]``): exactly the network input.
     target_label : label value whose evidence is shown.
-    mask : optional boolean ``[H, W]`` region on the input grid; default: the predicted mask.
+    mask : optional boolean ``[H, W]`` region on the input grid; default: the mask the PyTorch twin
+        predicts. To explain the deployed ONNX mask, pass that mask here (``region`` in
+        :func:`compute_cam_series`).
     method : ``"gradcam"``, ``"gradcam++"`` or ``"hirescam"``.
     target_layer : module name (see :func:`candidate_layers`); default :func:`default_target_layer`.
     out_shape : ``(h, w)`` to resize the map to (bilinear), or ``to_slice``: a callable mapping
@@ -179,8 +202,11 @@ def compute_cam(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    x = torch.as_tensor(np.asarray(input_nchw, dtype=np.float32) if not isinstance(input_nchw, torch.Tensor)
-                        else input_nchw.detach().float())
+    x = torch.as_tensor(
+        np.asarray(input_nchw, dtype=np.float32)
+        if not isinstance(input_nchw, torch.Tensor)
+        else input_nchw.detach().float()
+    )
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or x.shape[0] != 1:
@@ -208,7 +234,9 @@ def compute_cam(
     if to_slice is not None:
         heat = np.asarray(to_slice(heat), dtype=np.float32)
     elif out_shape is not None and tuple(out_shape) != heat.shape:
-        heat = cv2.resize(heat, (int(out_shape[1]), int(out_shape[0])), interpolation=cv2.INTER_LINEAR)
+        heat = cv2.resize(
+            heat, (int(out_shape[1]), int(out_shape[0])), interpolation=cv2.INTER_LINEAR
+        )
     np.clip(heat, 0.0, 1.0, out=heat)
     report(progress, 1, 1, "Grad-CAM done")
     return heat
@@ -268,18 +296,30 @@ def compute_cam_series(
     layer_name = target_layer or default_target_layer(model, package)
 
     def to_slice(heat: np.ndarray) -> np.ndarray:
-        return cv2.resize(np.ascontiguousarray(geom.crop(heat)), (nx, ny), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(
+            np.ascontiguousarray(geom.crop(heat)), (nx, ny), interpolation=cv2.INTER_LINEAR
+        )
 
     for i, z in enumerate(zs):
         check_cancel(cancel)
         x = prepare_slices(canon, [z], geom, spec)
         mask = None
         if region_c is not None:
-            r = cv2.resize(np.ascontiguousarray(region_c[z]), (geom.resized[1], geom.resized[0]),
-                           interpolation=cv2.INTER_NEAREST)
+            r = cv2.resize(
+                np.ascontiguousarray(region_c[z]),
+                (geom.resized[1], geom.resized[0]),
+                interpolation=cv2.INTER_NEAREST,
+            )
             top, bottom, left, right = geom.pad
             mask = cv2.copyMakeBorder(r, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
-        out_c[z] = compute_cam(model, x, target_label=target_label, mask=mask, method=method,
-                               target_layer=layer_name, to_slice=to_slice)
+        out_c[z] = compute_cam(
+            model,
+            x,
+            target_label=target_label,
+            mask=mask,
+            method=method,
+            target_layer=layer_name,
+            to_slice=to_slice,
+        )
         report(progress, i + 1, len(zs), f"Grad-CAM slice {i + 1}/{len(zs)}")
     return out

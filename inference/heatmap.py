@@ -1,4 +1,4 @@
-"""Colouring of [0, 1] heatmaps (Grad-CAM) with explicit RGB output. numpy + OpenCV, no torch, no Qt.
+"""Colouring [0, 1] heatmaps (Grad-CAM), explicit RGB output. numpy + OpenCV; no torch, no Qt.
 
 ``cv2.applyColorMap`` returns **BGR**; every function here converts, so callers always get RGB.
 """
@@ -42,8 +42,14 @@ def colorize_heatmap(heat: np.ndarray, colormap: str = "jet") -> np.ndarray:
     return np.take(colormap_lut(colormap), _heat_u8(heat), axis=0)
 
 
-def overlay_heatmap(image: np.ndarray, heat: np.ndarray, *, alpha: float = 0.4, colormap: str = "jet",
-                    min_heat: float = 0.0) -> np.ndarray:
+def overlay_heatmap(
+    image: np.ndarray,
+    heat: np.ndarray,
+    *,
+    alpha: float = 0.4,
+    colormap: str = "jet",
+    min_heat: float = 0.0,
+) -> np.ndarray:
     """Blend a coloured heatmap over a grey ``uint8 [y, x]`` or RGB ``uint8 [y, x, 3]`` image.
 
     ``alpha`` is the heatmap opacity in [0, 1]; pixels with ``heat < min_heat`` are left unpainted.
@@ -54,7 +60,9 @@ def overlay_heatmap(image: np.ndarray, heat: np.ndarray, *, alpha: float = 0.4, 
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim not in (2, 3):
         raise ValueError(f"image must be uint8 [y, x] or [y, x, 3], got {img.dtype} {img.shape}")
-    rgb = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img.copy()
+    rgb = (
+        cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img.copy()
+    )
     if rgb.shape[:2] != np.shape(heat):
         raise ValueError(f"heatmap shape {np.shape(heat)} != image shape {rgb.shape[:2]}")
     col = colorize_heatmap(heat, colormap)

@@ -30,7 +30,9 @@ LABELS = [
 def gated_model():
     import torch
 
-    m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(2, 3, 1)).eval()
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(2, 3, 1)
+    ).eval()
     with torch.no_grad():
         m[0].weight[:] = torch.tensor([1.0, 1.0]).reshape(2, 1, 1, 1)
         m[0].bias[:] = torch.tensor([0.0, -0.6])
@@ -46,8 +48,15 @@ def export_onnx(model, path: Path, channels: int = 1, size: int = 32) -> Path:
     axes = {0: "n", 2: "h", 3: "w"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": axes, "logits": axes}, dynamo=False)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": axes, "logits": axes},
+            dynamo=False,
+        )
     return path
 
 
@@ -75,8 +84,10 @@ def onnx_initializer_names(path: Path) -> list[str]:
     return [i.name for i in onnx.load(str(path)).graph.initializer]
 
 
-def gated_input(nz: int = 10, size: int = 32, lesion_slices: tuple[int, ...] = (4, 5, 6), seed: int = 0) -> np.ndarray:
-    """float32 [z, 1, H, W] in [0, 1]: a tissue disc (0.5) everywhere, a bright blob (peak 1) in some slices."""
+def gated_input(
+    nz: int = 10, size: int = 32, lesion_slices: tuple[int, ...] = (4, 5, 6), seed: int = 0
+) -> np.ndarray:
+    """float32 [z, 1, H, W] in [0, 1]: tissue disc (0.5), a bright blob (peak 1) in some slices."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size].astype(np.float32)
     c = (size - 1) / 2
@@ -90,8 +101,17 @@ def gated_input(nz: int = 10, size: int = 32, lesion_slices: tuple[int, ...] = (
     return x
 
 
-def write_package(root: Path, name: str, files: dict[str, Path], *, labels=None, torch_spec=None,
-                  window=(0.0, 2.0), inplane=None, divisible_by: int = 1) -> Path:
+def write_package(
+    root: Path,
+    name: str,
+    files: dict[str, Path],
+    *,
+    labels=None,
+    torch_spec=None,
+    window=(0.0, 2.0),
+    inplane=None,
+    divisible_by: int = 1,
+) -> Path:
     """A model package folder ``root`` (files copied in) with a model.json holding their SHA-256."""
     import shutil
 
@@ -103,11 +123,22 @@ def write_package(root: Path, name: str, files: dict[str, Path], *, labels=None,
             shutil.copyfile(src, dst)
         entry[kind] = {"path": dst.name, "sha256": sha256_file(dst)}
     mj = {
-        "schema": 1, "name": name, "version": "0.0.1", "task": "segmentation", "modalities": ["CT"],
+        "schema": 1,
+        "name": name,
+        "version": "0.0.1",
+        "task": "segmentation",
+        "modalities": ["CT"],
         "labels": labels or LABELS,
-        "input": {"channels": 1, "layout": "NCHW", "window": {"center": window[0], "width": window[1]},
-                  "normalize": "0..1", "inplane": inplane or {"policy": "native"},
-                  "divisible_by": divisible_by, "orientation": "LPS-axial", "pad_value_hu": -1.0},
+        "input": {
+            "channels": 1,
+            "layout": "NCHW",
+            "window": {"center": window[0], "width": window[1]},
+            "normalize": "0..1",
+            "inplane": inplane or {"policy": "native"},
+            "divisible_by": divisible_by,
+            "orientation": "LPS-axial",
+            "pad_value_hu": -1.0,
+        },
         "files": entry,
     }
     if torch_spec:
@@ -138,11 +169,16 @@ def shipped_package():
 
 
 def phantom_volume(seed: int = 3, nz: int = 6, lesions: int = 1):
-    """A phantom chest CT as a Volume-like (index 0 cranial, columns → patient left, rows → posterior)."""
+    """A phantom chest CT Volume-like (z 0 cranial, columns → patient left, rows → posterior)."""
     from inference.phantom import generate_volume
     from inference.preprocess_input import ArrayVolume
 
     spacing = (5.0, 1.4, 1.4)
-    hu, lab, info = generate_volume(np.random.default_rng(seed), shape=(nz, 256, 256), spacing=spacing,
-                                    z_range=(0.35, 0.55), lesions=lesions)
+    hu, lab, info = generate_volume(
+        np.random.default_rng(seed),
+        shape=(nz, 256, 256),
+        spacing=spacing,
+        z_range=(0.35, 0.55),
+        lesions=lesions,
+    )
     return ArrayVolume(hu, spacing, np.diag([1.0, 1.0, -1.0])), lab, info

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from compare_fixtures import export_onnx, onnx_initializer_names, perturb_onnx, tiny_unet, write_package  # noqa: E402
+from compare_fixtures import (  # noqa: E402
+    export_onnx,
+    onnx_initializer_names,
+    perturb_onnx,
+    tiny_unet,
+    write_package,
+)
 
 from viewer.cli import main  # noqa: E402
 from viewer.dicom.synth import write_series  # noqa: E402
@@ -34,8 +40,13 @@ def _phantom_hu(nz: int = 6, size: int = 40) -> np.ndarray:
 
 @pytest.fixture
 def dicom_dir(tmp_path: Path) -> Path:
-    write_series(tmp_path / "dicom", _phantom_hu(), spacing=(3.0, 0.9, 0.9), patient_name=NAME,
-                 series_description="cmp test")
+    write_series(
+        tmp_path / "dicom",
+        _phantom_hu(),
+        spacing=(3.0, 0.9, 0.9),
+        patient_name=NAME,
+        series_description="cmp test",
+    )
     return tmp_path / "dicom"
 
 
@@ -44,7 +55,7 @@ def _install(tmp_path: Path, name: str, *, perturb_int8: bool = False) -> Path:
     work = tmp_path / f"build-{name}"
     work.mkdir()
     net = tiny_unet(seed=2, num_classes=3)
-    # centre the random head on the phantom so that all three labels occur (a non-trivial comparison)
+    # centre the random head on the phantom so all three labels occur (a non-trivial comparison)
     x = np.clip((_phantom_hu()[:, None, :32, :32].astype(np.float32) + 1350.0) / 1500.0, 0, 1)
     with torch.no_grad():
         logits = net(torch.from_numpy(x))
@@ -53,18 +64,33 @@ def _install(tmp_path: Path, name: str, *, perturb_int8: bool = False) -> Path:
     onnx_path = export_onnx(net, work / "model.onnx", size=32)
     files = {"onnx": onnx_path, "torch": work / "model.pt"}
     if perturb_int8:
-        bias = [n for n in onnx_initializer_names(onnx_path) if n.startswith("head") and n.endswith("bias")][0]
+        bias = [
+            n
+            for n in onnx_initializer_names(onnx_path)
+            if n.startswith("head") and n.endswith("bias")
+        ][0]
         files["onnx_int8"] = perturb_onnx(onnx_path, work / "model.int8.onnx", bias, (2,), 5.0)
     root = Path(os.environ["CLINICAL_VIEWER_MODELS"]) / name
-    return write_package(root, name, files, torch_spec={"architecture": "UNet2D", "args": net.config,
-                                                        "gradcam_target_layer": "decoder.1"},
-                         window=(-600.0, 1500.0), divisible_by=4)
+    return write_package(
+        root,
+        name,
+        files,
+        torch_spec={
+            "architecture": "UNet2D",
+            "args": net.config,
+            "gradcam_target_layer": "decoder.1",
+        },
+        window=(-600.0, 1500.0),
+        divisible_by=4,
+    )
 
 
 def test_compare_passes_and_writes_outputs(tmp_path, dicom_dir, capsys):
     _install(tmp_path, "tiny")
     out = tmp_path / "out"
-    code = main(["compare", str(dicom_dir), "--model", "tiny", "--engines", "torch,onnx", "--out", str(out)])
+    code = main(
+        ["compare", str(dicom_dir), "--model", "tiny", "--engines", "torch,onnx", "--out", str(out)]
+    )
     assert code == 0, capsys.readouterr().err
     doc = json.loads((out / "compare.json").read_text())
     assert doc["passed"] is True and doc["engines"] == ["torch", "onnx"]
@@ -82,24 +108,43 @@ def test_compare_passes_and_writes_outputs(tmp_path, dicom_dir, capsys):
     assert "Secret" not in text
     assert "PASS" in capsys.readouterr().out
 
-    code = main(["compare", str(dicom_dir), "--model", "tiny", "--engines", "torch,onnx", "--anonymize",
-                 "--out", str(tmp_path / "anon")])
+    code = main(
+        [
+            "compare",
+            str(dicom_dir),
+            "--model",
+            "tiny",
+            "--engines",
+            "torch,onnx",
+            "--anonymize",
+            "--out",
+            str(tmp_path / "anon"),
+        ]
+    )
     anon_doc = json.loads((tmp_path / "anon" / "compare.json").read_text())
-    assert code == 0 and "series_instance_uid" not in anon_doc["series"] and "description" not in anon_doc["series"]
+    assert (
+        code == 0
+        and "series_instance_uid" not in anon_doc["series"]
+        and "description" not in anon_doc["series"]
+    )
     if (out / "report.pdf").exists():  # the PDF exporter is installed: it must carry the verdict
         import shutil
         import subprocess
 
         assert "report.pdf" in doc["files"] and not doc["export_problems"]
         if shutil.which("pdftotext"):
-            txt = subprocess.run(["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True).stdout
+            txt = subprocess.run(
+                ["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True
+            ).stdout
             assert "Verdict: PASS" in txt
-            anon = subprocess.run(["pdftotext", str(tmp_path / "anon" / "report.pdf"), "-"], capture_output=True,
-                                  text=True).stdout
+            anon = subprocess.run(
+                ["pdftotext", str(tmp_path / "anon" / "report.pdf"), "-"],
+                capture_output=True,
+                text=True,
+            ).stdout
             assert "Verdict: PASS" in anon and "Secret" not in anon
     else:
         assert doc["export_problems"] == [], doc["export_problems"]
-
 
 
 def test_failing_verdict_exits_1(tmp_path, dicom_dir, capsys):
@@ -117,18 +162,34 @@ def test_failing_verdict_exits_1(tmp_path, dicom_dir, capsys):
     assert (out / "difference_worst_slice.png").is_file()
     assert "FAIL" in captured.out
     # the user can see and change the thresholds: a (silly) zero threshold lets it pass
-    code = main(["compare", str(dicom_dir), "--model", "tiny-bad", "--min-dice-int8", "0", "--out",
-                 str(tmp_path / "loose")])
+    code = main(
+        [
+            "compare",
+            str(dicom_dir),
+            "--model",
+            "tiny-bad",
+            "--min-dice-int8",
+            "0",
+            "--out",
+            str(tmp_path / "loose"),
+        ]
+    )
     assert code == 0
-    assert json.loads((tmp_path / "loose" / "compare.json").read_text())["thresholds"]["dice_int8"] == 0.0
+    assert (
+        json.loads((tmp_path / "loose" / "compare.json").read_text())["thresholds"]["dice_int8"]
+        == 0.0
+    )
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--engines", "torch"], "at least two"),
-    (["--engines", "torch,tensorflow"], "unknown engine"),
-    (["--model", "no-such-model"], "no model package named"),
-    (["--min-dice-fp32", "1.5"], "must be in"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--engines", "torch"], "at least two"),
+        (["--engines", "torch,tensorflow"], "unknown engine"),
+        (["--model", "no-such-model"], "no model package named"),
+        (["--min-dice-fp32", "1.5"], "must be in"),
+    ],
+)
 def test_bad_input_exits_2(tmp_path, dicom_dir, capsys, argv, message):
     _install(tmp_path, "tiny")
     args = ["compare", str(dicom_dir), "--out", str(tmp_path / "o")]
@@ -140,5 +201,10 @@ def test_bad_input_exits_2(tmp_path, dicom_dir, capsys, argv, message):
 
 def test_missing_path_exits_2(tmp_path, capsys):
     _install(tmp_path, "tiny")
-    assert main(["compare", str(tmp_path / "nowhere"), "--model", "tiny", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            ["compare", str(tmp_path / "nowhere"), "--model", "tiny", "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "nowhere" in capsys.readouterr().err

@@ -51,9 +51,16 @@ def test_perturbed_onnx_is_caught_on_the_slices_it_breaks(gated):
     pkg = write_package(gated[1].parent / "pkg", "gated", {"onnx": good})
     calls = []
     res = compare_engines(
-        x, load_package(pkg),
-        [("torch", _torch_engine(model)), ("onnx", OnnxEngine(good)), ("onnx-perturbed", OnnxEngine(bad))],
-        spacing=(2.0, 0.8, 0.8), batch_size=3, progress=lambda d, t, m: calls.append((d, t)),
+        x,
+        load_package(pkg),
+        [
+            ("torch", _torch_engine(model)),
+            ("onnx", OnnxEngine(good)),
+            ("onnx-perturbed", OnnxEngine(bad)),
+        ],
+        spacing=(2.0, 0.8, 0.8),
+        batch_size=3,
+        progress=lambda d, t, m: calls.append((d, t)),
     )
     fp32 = res.pair("torch", "onnx")
     assert fp32.passed and fp32.flips == 0 and fp32.logits_max_abs < 1e-5
@@ -68,7 +75,7 @@ def test_perturbed_onnx_is_caught_on_the_slices_it_breaks(gated):
     # the flipped voxels were lesion in torch and became tissue (label swapped)
     z = broken.worst_slice
     rgb = res.difference_rgb(z, "torch", "onnx-perturbed", backdrop=False)
-    diff = (res.labels["torch"][z] != res.labels["onnx-perturbed"][z])
+    diff = res.labels["torch"][z] != res.labels["onnx-perturbed"][z]
     assert (rgb[diff] == [230, 0, 230]).all() and (rgb[~diff] == 0).all()
     assert calls[-1] == (10, 10) and len(calls) == 4
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
@@ -86,28 +93,37 @@ def test_thresholds_are_respected(gated):
     strict = compare_engines(x, pkg, engines, spacing=(1, 1, 1))
     dice = strict.pairs[0].min_dice
     assert 0 < dice < 0.99 and not strict.passed
-    loose = compare_engines(x, pkg, engines, spacing=(1, 1, 1), thresholds=Thresholds(dice_int8=dice - 1e-6))
+    loose = compare_engines(
+        x, pkg, engines, spacing=(1, 1, 1), thresholds=Thresholds(dice_int8=dice - 1e-6)
+    )
     assert loose.passed and loose.pairs[0].threshold == pytest.approx(dice - 1e-6)
 
 
 def test_volume_input_through_the_package(gated, tmp_path):
-    """A Volume-like goes through the pipeline's input preparation; engines built from the package."""
+    """A Volume-like goes through the pipeline's input preparation; engines from the package."""
     from inference.preprocess_input import ArrayVolume
 
     _, good, bad = gated
     pkg = load_package(write_package(tmp_path / "pkg", "gated", {"onnx": good, "onnx_int8": bad}))
-    hu = gated_input(nz=8, lesion_slices=(1, 2))[:, 0] * 2.0 - 1.0  # window c=0, w=2 maps back to [0, 1]
+    hu = (
+        gated_input(nz=8, lesion_slices=(1, 2))[:, 0] * 2.0 - 1.0
+    )  # window c=0, w=2 maps back to [0, 1]
     vol = ArrayVolume(hu.astype(np.float32), (3.0, 0.7, 0.7), np.eye(3))
     res = compare_engines(vol, pkg, ["torch", "onnx", "onnx-int8"])
     assert res.engines == ["onnx", "onnx-int8"] and any("torch" in w for w in res.warnings)
     p = res.pairs[0]
     assert p.threshold == 0.99 and not p.passed
-    assert {res.to_original_z(z) for z in np.nonzero(p.slice_flips)[0]} <= {1, 2}  # head→feet canonical order
+    assert {res.to_original_z(z) for z in np.nonzero(p.slice_flips)[0]} <= {
+        1,
+        2,
+    }  # head→feet canonical order
     assert res.spacing == pytest.approx((3.0, 0.7, 0.7))
     assert res.image.shape == (8, 32, 32) and res.image.dtype == np.uint8
     on_vol = res.labels_on_volume("onnx-int8")
     assert on_vol.shape == hu.shape and np.array_equal(on_vol, res.labels["onnx-int8"][::-1])
-    assert (on_vol[1:3] == 2).any() and not (on_vol[3:] == 2).any()  # lesion label where the blobs are
+    assert (on_vol[1:3] == 2).any() and not (
+        on_vol[3:] == 2
+    ).any()  # lesion label where the blobs are
 
 
 def test_cancel_and_bad_engines(gated, tmp_path):
@@ -119,7 +135,13 @@ def test_cancel_and_bad_engines(gated, tmp_path):
     tok = CancelToken()
     tok.cancel()
     with pytest.raises(Cancelled):
-        compare_engines(x, pkg, [("a", _torch_engine(model)), ("b", OnnxEngine(good))], spacing=(1, 1, 1), cancel=tok)
+        compare_engines(
+            x,
+            pkg,
+            [("a", _torch_engine(model)), ("b", OnnxEngine(good))],
+            spacing=(1, 1, 1),
+            cancel=tok,
+        )
     with pytest.raises(PackageError, match="at least two engines"):
         compare_engines(x, pkg, ["onnx", "onnx-int8"], spacing=(1, 1, 1))
     with pytest.raises(PackageError, match="returned shape"):
@@ -127,7 +149,7 @@ def test_cancel_and_bad_engines(gated, tmp_path):
 
 
 def test_torch_unet_package_parity(tmp_path):
-    """TorchEngine vs OnnxEngine built from a package holding a (random) UNet2D: FP32 parity passes."""
+    """TorchEngine vs OnnxEngine from a package with a (random) UNet2D: FP32 parity passes."""
     import torch
 
     from inference.preprocess_input import ArrayVolume
@@ -136,10 +158,20 @@ def test_torch_unet_package_parity(tmp_path):
     torch.save(net.state_dict(), tmp_path / "model.pt")
     onnx_path = export_onnx(net, tmp_path / "model.onnx", size=32)
     spec = {"architecture": "UNet2D", "args": net.config, "gradcam_target_layer": "decoder.1"}
-    pkg = load_package(write_package(tmp_path / "pkg", "unet", {"onnx": onnx_path, "torch": tmp_path / "model.pt"},
-                                     torch_spec=spec, divisible_by=4), verify=True)
+    pkg = load_package(
+        write_package(
+            tmp_path / "pkg",
+            "unet",
+            {"onnx": onnx_path, "torch": tmp_path / "model.pt"},
+            torch_spec=spec,
+            divisible_by=4,
+        ),
+        verify=True,
+    )
     rng = np.random.default_rng(1)
-    vol = ArrayVolume(rng.uniform(-1, 1, (4, 30, 30)).astype(np.float32), (2.0, 1.0, 1.0), np.eye(3))
+    vol = ArrayVolume(
+        rng.uniform(-1, 1, (4, 30, 30)).astype(np.float32), (2.0, 1.0, 1.0), np.eye(3)
+    )
     res = compare_engines(vol, pkg, ["torch", "onnx"])
     p = res.pairs[0]
     assert p.passed and p.logits_max_abs < 1e-4

@@ -17,8 +17,8 @@ from inference.compare_metrics import (
     confusion_per_slice,
     dice_iou,
     difference_classes,
-    hausdorff_mm,
     difference_rgb,
+    hausdorff_mm,
     hd95_mm,
     surface_distances,
 )
@@ -93,7 +93,8 @@ class TestHd95:
         b = _cube((16, 16, 16), lo, np.add((9, 10, 8), shift))
         assert hd95_mm(a, b, SPACING) == pytest.approx(_brute_hd95(a, b, SPACING), rel=1e-9)
         assert hausdorff_mm(a, b, SPACING, (50.0, 100.0)) == pytest.approx(
-            (_brute_hd95(a, b, SPACING, 50), _brute_hd95(a, b, SPACING, 100)), rel=1e-9)
+            (_brute_hd95(a, b, SPACING, 50), _brute_hd95(a, b, SPACING, 100)), rel=1e-9
+        )
 
     def test_identical_is_zero_and_empty_conventions(self):
         a = _cube((8, 8, 8), (2, 2, 2), (5, 5, 5))
@@ -136,7 +137,9 @@ class TestCompareLabels:
         b = a.copy()
         a[1, 2:4, 2:4] = 2
         p = compare_labels(a, b, SPACING, {0: "bg", 1: "x", 2: "y"})
-        assert p.labels[1].hd95_mm == math.inf and p.labels[1].volume_diff_pct == pytest.approx(-100.0)
+        assert p.labels[1].hd95_mm == math.inf and p.labels[1].volume_diff_pct == pytest.approx(
+            -100.0
+        )
         d = p.to_dict()
         assert d["labels"][1]["hd95_mm"] is None
         json.dumps(d, allow_nan=False)

@@ -1,4 +1,4 @@
-"""Preprocessing filters: equal to direct OpenCV calls, correct on 16-bit input, specs usable by a GUI."""
+"""Preprocessing filters: equal to direct OpenCV calls, correct on 16-bit input, GUI-ready specs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from viewer import preprocess as P
 
 @pytest.fixture
 def ct_slice() -> np.ndarray:
-    """int16 HU slice: air, a body disc, lung, a bright bone, noise, values far outside any window."""
+    """int16 HU slice: air, body disc, lung, bright bone, noise, values far outside any window."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:128, :128]
     hu = np.full((128, 128), -1000, np.int16)
@@ -34,7 +34,9 @@ class TestWindowing:
     def test_uint16_and_float_input(self):
         stored = np.array([[0, 1000, 2000, 65535]], np.uint16)
         assert P.windowed_uint8(stored, 1000, 2000).tolist() == [[0, 128, 255, 255]]
-        assert P.windowed_uint8(stored.astype(np.float32), 1000, 2000).tolist() == [[0, 128, 255, 255]]
+        assert P.windowed_uint8(stored.astype(np.float32), 1000, 2000).tolist() == [
+            [0, 128, 255, 255]
+        ]
 
     def test_linear_inside_window_matches_formula(self, ct_slice):
         c, w = -600.0, 1500.0
@@ -42,7 +44,10 @@ class TestWindowing:
         assert np.abs(P.windowed_uint8(ct_slice, c, w).astype(int) - expect).max() <= 1
 
     def test_invert_monochrome1(self, ct_slice):
-        assert np.array_equal(P.windowed_uint8(ct_slice, 40, 400, invert=True), 255 - P.windowed_uint8(ct_slice, 40, 400))
+        assert np.array_equal(
+            P.windowed_uint8(ct_slice, 40, 400, invert=True),
+            255 - P.windowed_uint8(ct_slice, 40, 400),
+        )
 
     def test_bad_width(self, ct_slice):
         with pytest.raises(ValueError, match="width must be > 0"):
@@ -65,7 +70,9 @@ class TestFiltersEqualOpenCV:
         ref = cv2.Canny(cv2.GaussianBlur(img, (0, 0), 1.5), 30, 90, L2gradient=True)
         out = P.canny(img, low=30, high=90, blur_sigma=1.5)
         assert np.array_equal(out, ref) and set(np.unique(out)) <= {0, 255} and out.any()
-        assert np.array_equal(P.canny(img, low=30, high=90, blur_sigma=0), cv2.Canny(img, 30, 90, L2gradient=True))
+        assert np.array_equal(
+            P.canny(img, low=30, high=90, blur_sigma=0), cv2.Canny(img, 30, 90, L2gradient=True)
+        )
 
     @pytest.mark.parametrize("ksize", [3, 5, 7])
     def test_sobel_magnitude(self, img, ksize):
@@ -94,7 +101,7 @@ class Test16Bit:
                 P.apply_filter(name, ct_slice)
 
     def test_outside_window_is_saturated_not_truncated(self, ct_slice):
-        """3000 HU bone and -3024 padding must be 255 / 0 after windowing, never low-byte garbage."""
+        """3000 HU bone and -3024 padding must be 255 / 0 after windowing, not low-byte garbage."""
         img = P.windowed_uint8(ct_slice, 40, 400)
         assert (img[100:110, 60:70] == 255).all() and (img[5:8, 5:8] == 0).all()
         truncated = ct_slice.astype(np.uint8)  # what a naive cast would feed OpenCV
@@ -112,7 +119,9 @@ class Test16Bit:
 
     def test_non_contiguous_view(self, ct_slice):
         img = P.windowed_uint8(ct_slice, 40, 400)[::2, ::2]
-        assert np.array_equal(P.clahe(img), cv2.createCLAHE(2.0, (8, 8)).apply(np.ascontiguousarray(img)))
+        assert np.array_equal(
+            P.clahe(img), cv2.createCLAHE(2.0, (8, 8)).apply(np.ascontiguousarray(img))
+        )
 
 
 class TestRegistry:
@@ -120,7 +129,10 @@ class TestRegistry:
         assert set(P.FILTERS) == {"clahe", "equalize", "canny", "sobel", "gaussian", "median"}
         for name, spec in P.FILTERS.items():
             for p in spec.params:
-                assert p.minimum <= p.default <= p.maximum and p.kind in ("int", "odd", "float"), (name, p)
+                assert p.minimum <= p.default <= p.maximum and p.kind in ("int", "odd", "float"), (
+                    name,
+                    p,
+                )
             d = P.describe(name)
             json.dumps(d)
             assert d["params"] == P.default_params(name)

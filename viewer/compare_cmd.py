@@ -1,4 +1,4 @@
-"""``clinical-viewer compare PATH [--series UID] [--model NAME] [--engines torch,onnx,onnx-int8] --out DIR``.
+"""``clinical-viewer compare PATH [--series UID] [--model NAME] [--engines …] --out DIR``.
 
 Headless, no Qt. Loads one series, runs the engines on the same model input
 (:func:`inference.compare.compare_engines`) and writes into ``--out``:
@@ -27,7 +27,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["cmd_compare", "parse_engines", "thresholds_from_args", "difference_figure", "PNG_NAME", "JSON_NAME"]
+__all__ = [
+    "cmd_compare",
+    "parse_engines",
+    "thresholds_from_args",
+    "difference_figure",
+    "PNG_NAME",
+    "JSON_NAME",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +44,24 @@ _KINDS = ("torch", "onnx", "onnx-int8")
 
 
 def parse_engines(text: str) -> list[str]:
-    """``"torch,onnx,onnx-int8"`` → list; each ``kind[:provider]`` with kind in torch/onnx/onnx-int8."""
+    """``"torch,onnx,onnx-int8"`` → list of ``kind[:provider]``, kind in torch/onnx/onnx-int8."""
     from viewer.cli import BadInput
 
     engines = [e.strip() for e in str(text or "").split(",") if e.strip()]
     bad = [e for e in engines if e.partition(":")[0] not in _KINDS]
     if bad:
-        raise BadInput(f"--engines: unknown engine(s) {', '.join(bad)}; use a comma list of {', '.join(_KINDS)} "
-                       "(optionally kind:provider, e.g. onnx:cuda)")
+        raise BadInput(
+            f"--engines: unknown engine(s) {', '.join(bad)}; use a comma list of "
+            f"{', '.join(_KINDS)} "
+            "(optionally kind:provider, e.g. onnx:cuda)"
+        )
     if len(engines) < 2 or len(set(engines)) != len(engines):
         raise BadInput(f"--engines needs at least two different engines, got {text!r}")
     return engines
 
 
 def thresholds_from_args(args: argparse.Namespace) -> Any:
-    """Verdict thresholds: defaults overridden by ``--min-dice-fp32/--min-dice-int8/--max-flip-fraction``."""
+    """Verdict thresholds: defaults, overridden by ``--min-dice-*`` / ``--max-flip-fraction``."""
     from inference.compare import Thresholds
     from viewer.cli import BadInput
 
@@ -70,7 +80,9 @@ def thresholds_from_args(args: argparse.Namespace) -> Any:
     return t
 
 
-def _label_overlay(gray: np.ndarray, labels: np.ndarray, colors: dict[int, tuple[int, int, int]]) -> np.ndarray:
+def _label_overlay(
+    gray: np.ndarray, labels: np.ndarray, colors: dict[int, tuple[int, int, int]]
+) -> np.ndarray:
     lut = np.zeros((256, 3), np.uint8)
     for v, c in colors.items():
         if 0 < v < 256:
@@ -89,7 +101,9 @@ def _caption(width: int, text: str) -> np.ndarray:
     return bar
 
 
-def difference_figure(result: Any, colors: dict[int, tuple[int, int, int]], *, min_height: int = 256) -> np.ndarray:
+def difference_figure(
+    result: Any, colors: dict[int, tuple[int, int, int]], *, min_height: int = 256
+) -> np.ndarray:
     """RGB figure of the worst slice: A's mask | B's mask | difference map (over a dimmed slice)."""
     from inference.compare_metrics import difference_rgb
 
@@ -98,26 +112,42 @@ def difference_figure(result: Any, colors: dict[int, tuple[int, int, int]], *, m
     panels = [
         (_label_overlay(gray, result.labels[pair.a][z], colors), f"A: {pair.a}"),
         (_label_overlay(gray, result.labels[pair.b][z], colors), f"B: {pair.b}"),
-        (difference_rgb(result.labels[pair.a][z], result.labels[pair.b][z], (gray // 3).astype(np.uint8)),
-         f"{int(pair.slice_flips[z])} px differ"),
+        (
+            difference_rgb(
+                result.labels[pair.a][z], result.labels[pair.b][z], (gray // 3).astype(np.uint8)
+            ),
+            f"{int(pair.slice_flips[z])} px differ",
+        ),
     ]
     scale = max(1, int(np.ceil(min_height / max(gray.shape[0], 1))))
     cols = []
     for img, text in panels:
         if scale > 1:
-            img = cv2.resize(img, (img.shape[1] * scale, img.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+            img = cv2.resize(
+                img, (img.shape[1] * scale, img.shape[0] * scale), interpolation=cv2.INTER_NEAREST
+            )
         cols.append(np.vstack([_caption(img.shape[1], text), img]))
     sep = np.full((cols[0].shape[0], 4, 3), 40, np.uint8)
     fig = np.hstack([cols[0], sep, cols[1], sep, cols[2]])
     orig = result.to_original_z(z)
-    title = (f"slice {orig + 1}/{result.image.shape[0]} (index {orig}); slice Dice {pair.slice_dice[z]:.4f}; "
-             f"{'PASS' if pair.passed else 'FAIL'} (min Dice {pair.min_dice:.5f} vs {pair.threshold})")
+    title = (
+        f"slice {orig + 1}/{result.image.shape[0]} (index {orig}); slice Dice "
+        f"{pair.slice_dice[z]:.4f}; "
+        f"{'PASS' if pair.passed else 'FAIL'} (min Dice {pair.min_dice:.5f} vs {pair.threshold})"
+    )
     legend = "orange: only A   azure: only B   magenta: label swapped"
     return np.vstack([_caption(fig.shape[1], title), fig, _caption(fig.shape[1], legend)])
 
 
-def _write_report(out: Path, result: Any, volume: Any, package: Any, args: argparse.Namespace,
-                  doc: dict[str, Any], figure: np.ndarray | None = None) -> tuple[list[str], list[str]]:
+def _write_report(
+    out: Path,
+    result: Any,
+    volume: Any,
+    package: Any,
+    args: argparse.Namespace,
+    doc: dict[str, Any],
+    figure: np.ndarray | None = None,
+) -> tuple[list[str], list[str]]:
     """Hook for the PDF exporter: ``viewer.export.report.write_report`` when importable.
 
     The report shows the reference engine's mask on the series, the parity verdict (``doc``, the
@@ -132,12 +162,24 @@ def _write_report(out: Path, result: Any, volume: Any, package: Any, args: argpa
     try:
         ref = result.reference
         write_report(
-            out / "report.pdf", volume=volume, labels=result.labels_on_volume(ref, volume.shape),
-            model_info={"name": package.name, "version": package.version, "engine": ref,
-                        "sha256": package.files["onnx"].sha256},
-            labels_info={lab.value: {"name": lab.name, "color": list(lab.color)} for lab in package.labels},
-            parity=doc, key_images=[("Worst slice: A | B | difference", figure)] if figure is not None else None,
-            anonymize=bool(getattr(args, "anonymize", False)), title="PyTorch vs ONNX parity report",
+            out / "report.pdf",
+            volume=volume,
+            labels=result.labels_on_volume(ref, volume.shape),
+            model_info={
+                "name": package.name,
+                "version": package.version,
+                "engine": ref,
+                "sha256": package.files["onnx"].sha256,
+            },
+            labels_info={
+                lab.value: {"name": lab.name, "color": list(lab.color)} for lab in package.labels
+            },
+            parity=doc,
+            key_images=[("Worst slice: A | B | difference", figure)]
+            if figure is not None
+            else None,
+            anonymize=bool(getattr(args, "anonymize", False)),
+            title="PyTorch vs ONNX parity report",
         )
     except Exception as exc:  # noqa: BLE001 - an export problem must not hide the verdict
         log.debug("report failed", exc_info=True)
@@ -146,8 +188,12 @@ def _write_report(out: Path, result: Any, volume: Any, package: Any, args: argpa
 
 
 def _series_info(vol: Any, anonymize: bool) -> dict[str, Any]:
-    info: dict[str, Any] = {"modality": vol.meta.modality, "series_number": vol.meta.series_number,
-                            "shape_zyx": list(vol.shape), "spacing_mm": list(vol.spacing)}
+    info: dict[str, Any] = {
+        "modality": vol.meta.modality,
+        "series_number": vol.meta.series_number,
+        "shape_zyx": list(vol.shape),
+        "spacing_mm": list(vol.spacing),
+    }
     if not anonymize:
         info["series_instance_uid"] = vol.meta.series_instance_uid
         info["description"] = vol.meta.series_description
@@ -177,7 +223,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if vol.is_rgb:
-        raise DicomError(f"stack {stack.stack_id} is a colour image; engines can only be compared on a CT volume")
+        raise DicomError(
+            f"stack {stack.stack_id} is a colour image; engines can only be compared on a CT volume"
+        )
     bar = ProgressBar("compare")
     try:
         result = compare_engines(vol, package, engines, progress=bar, thresholds=thresholds)
@@ -190,8 +238,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     doc = {
         "tool": "clinical-viewer compare",
         "series": _series_info(vol, bool(args.anonymize)),
-        "model": {"name": package.name, "version": package.version,
-                  "files": {k: {"file": f.path.name, "sha256": f.sha256} for k, f in package.files.items()}},
+        "model": {
+            "name": package.name,
+            "version": package.version,
+            "files": {
+                k: {"file": f.path.name, "sha256": f.sha256} for k, f in package.files.items()
+            },
+        },
         "engines_requested": engines,
         **result.to_dict(per_slice=True),
         "loader_warnings": [] if args.anonymize else list(vol.warnings),
@@ -204,9 +257,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     for p in result.pairs:
         worst = p.worst_slice
-        print(f"{p.a} vs {p.b}: {'PASS' if p.passed else 'FAIL'}  min Dice {p.min_dice:.5f} (≥ {p.threshold})  "
-              f"flips {p.flips} ({p.flip_fraction:.2e})  logits max |Δ| {p.logits_max_abs:.2e}  "
-              f"worst slice {result.to_original_z(worst)} ({int(p.slice_flips[worst])} px)")
+        print(
+            f"{p.a} vs {p.b}: {'PASS' if p.passed else 'FAIL'}  min Dice {p.min_dice:.5f} (≥ "
+            f"{p.threshold})  "
+            f"flips {p.flips} ({p.flip_fraction:.2e})  logits max |Δ| {p.logits_max_abs:.2e}  "
+            f"worst slice {result.to_original_z(worst)} ({int(p.slice_flips[worst])} px)"
+        )
     for n, t in result.timings.items():
         print(f"  {n}: {t.per_slice_ms:.1f} ms/slice, {t.total_s:.2f} s total")
     print(f"{out}: {'PASS' if result.passed else 'FAIL'}")

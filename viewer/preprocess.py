@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- windowing
-def windowed_uint8(slice_values: np.ndarray, center: float, width: float, *, invert: bool = False) -> np.ndarray:
+def windowed_uint8(
+    slice_values: np.ndarray, center: float, width: float, *, invert: bool = False
+) -> np.ndarray:
     """Map a slice (HU or stored values, any real dtype) through a window to uint8.
 
     The same mapping as the display (:func:`viewer.display.window_to_uint8`), so the filters see
@@ -72,7 +74,9 @@ def windowed_uint8(slice_values: np.ndarray, center: float, width: float, *, inv
         raise ValueError(f"window width must be > 0, got {width}")
     arr = np.asarray(slice_values)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise TypeError(f"windowed_uint8 expects a real 2-D slice [y, x], got {arr.dtype} {arr.shape}")
+        raise TypeError(
+            f"windowed_uint8 expects a real 2-D slice [y, x], got {arr.dtype} {arr.shape}"
+        )
     if arr.dtype not in (np.int16, np.uint16, np.uint8, np.float32):
         arr = arr.astype(np.float32)
     from viewer.display import window_to_uint8
@@ -103,16 +107,23 @@ class ParamSpec:
         try:
             v = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{filter_name}: parameter '{self.name}' must be a number, got {value!r}") from None
+            raise ValueError(
+                f"{filter_name}: parameter '{self.name}' must be a number, got {value!r}"
+            ) from None
         if not np.isfinite(v) or v < self.minimum or v > self.maximum:
             raise ValueError(
-                f"{filter_name}: parameter '{self.name}' must be in [{self.minimum:g}, {self.maximum:g}], got {value!r}"
+                f"{filter_name}: parameter '{self.name}' must be in [{self.minimum:g}, "
+                f"{self.maximum:g}], got {value!r}"
             )
         if self.kind in ("int", "odd"):
             if v != int(v):
-                raise ValueError(f"{filter_name}: parameter '{self.name}' must be an integer, got {value!r}")
+                raise ValueError(
+                    f"{filter_name}: parameter '{self.name}' must be an integer, got {value!r}"
+                )
             if self.kind == "odd" and int(v) % 2 == 0:
-                raise ValueError(f"{filter_name}: parameter '{self.name}' must be odd, got {value!r}")
+                raise ValueError(
+                    f"{filter_name}: parameter '{self.name}' must be odd, got {value!r}"
+                )
             return int(v)
         return v
 
@@ -156,8 +167,15 @@ def equalize(img: np.ndarray) -> np.ndarray:
     return cv2.equalizeHist(np.ascontiguousarray(img))
 
 
-def canny(img: np.ndarray, *, low: float = 50.0, high: float = 150.0, blur_sigma: float = 1.0,
-          aperture: int = 3, l2_gradient: bool = True) -> np.ndarray:
+def canny(
+    img: np.ndarray,
+    *,
+    low: float = 50.0,
+    high: float = 150.0,
+    blur_sigma: float = 1.0,
+    aperture: int = 3,
+    l2_gradient: bool = True,
+) -> np.ndarray:
     """Canny edges (0/255 uint8) after a Gaussian pre-blur of ``blur_sigma`` px (0 = none).
 
     ``low``/``high`` are the hysteresis thresholds in gradient units of OpenCV (grey levels times
@@ -165,7 +183,9 @@ def canny(img: np.ndarray, *, low: float = 50.0, high: float = 150.0, blur_sigma
     """
     _check_u8(img, "canny")
     src = gaussian(img, sigma=blur_sigma) if blur_sigma > 0 else np.ascontiguousarray(img)
-    return cv2.Canny(src, float(low), float(high), apertureSize=int(aperture), L2gradient=bool(l2_gradient))
+    return cv2.Canny(
+        src, float(low), float(high), apertureSize=int(aperture), L2gradient=bool(l2_gradient)
+    )
 
 
 def _sobel_gain(ksize: int) -> float:
@@ -185,11 +205,13 @@ def sobel(img: np.ndarray, *, ksize: int = 3, gain: float = 1.0) -> np.ndarray:
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=int(ksize))
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=int(ksize))
     mag = cv2.magnitude(gx, gy)
-    return cv2.convertScaleAbs(mag, alpha=float(gain) / _sobel_gain(int(ksize)))  # mag >= 0: abs is a no-op
+    return cv2.convertScaleAbs(
+        mag, alpha=float(gain) / _sobel_gain(int(ksize))
+    )  # mag >= 0: abs is a no-op
 
 
 def gaussian(img: np.ndarray, *, sigma: float = 1.0) -> np.ndarray:
-    """Gaussian denoise, standard deviation ``sigma`` px (kernel size chosen by OpenCV); 0 = copy."""
+    """Gaussian denoise, standard deviation ``sigma`` px (kernel size from OpenCV); 0 = copy."""
     _check_u8(img, "gaussian")
     if sigma <= 0:
         return img.copy()
@@ -205,27 +227,59 @@ def median(img: np.ndarray, *, ksize: int = 3) -> np.ndarray:
 FILTERS: dict[str, FilterSpec] = {
     f.name: f
     for f in (
-        FilterSpec("clahe", "CLAHE", clahe, (
-            ParamSpec("clip_limit", "Clip limit", "float", 0.1, 40.0, 2.0, 0.1),
-            ParamSpec("tile_grid", "Tile grid", "int", 1, 32, 8, 1, "tiles"),
-        ), description="Contrast-limited adaptive histogram equalisation"),
-        FilterSpec("equalize", "Histogram equalisation", equalize, (),
-                   description="Global histogram equalisation"),
-        FilterSpec("canny", "Canny edges", canny, (
-            ParamSpec("low", "Low threshold", "float", 0, 1000, 50, 1),
-            ParamSpec("high", "High threshold", "float", 0, 1000, 150, 1),
-            ParamSpec("blur_sigma", "Pre-blur σ", "float", 0, 10, 1.0, 0.1, "px"),
-        ), output="edges", description="Canny edges after a Gaussian pre-blur"),
-        FilterSpec("sobel", "Sobel magnitude", sobel, (
-            ParamSpec("ksize", "Aperture", "odd", 3, 7, 3, 2, "px"),
-            ParamSpec("gain", "Gain", "float", 0.1, 16, 1.0, 0.1),
-        ), description="Gradient magnitude (grey levels per edge)"),
-        FilterSpec("gaussian", "Gaussian denoise", gaussian, (
-            ParamSpec("sigma", "σ", "float", 0, 10, 1.0, 0.1, "px"),
-        ), description="Gaussian smoothing"),
-        FilterSpec("median", "Median denoise", median, (
-            ParamSpec("ksize", "Kernel", "odd", 3, 11, 3, 2, "px"),
-        ), description="Median filter"),
+        FilterSpec(
+            "clahe",
+            "CLAHE",
+            clahe,
+            (
+                ParamSpec("clip_limit", "Clip limit", "float", 0.1, 40.0, 2.0, 0.1),
+                ParamSpec("tile_grid", "Tile grid", "int", 1, 32, 8, 1, "tiles"),
+            ),
+            description="Contrast-limited adaptive histogram equalisation",
+        ),
+        FilterSpec(
+            "equalize",
+            "Histogram equalisation",
+            equalize,
+            (),
+            description="Global histogram equalisation",
+        ),
+        FilterSpec(
+            "canny",
+            "Canny edges",
+            canny,
+            (
+                ParamSpec("low", "Low threshold", "float", 0, 1000, 50, 1),
+                ParamSpec("high", "High threshold", "float", 0, 1000, 150, 1),
+                ParamSpec("blur_sigma", "Pre-blur σ", "float", 0, 10, 1.0, 0.1, "px"),
+            ),
+            output="edges",
+            description="Canny edges after a Gaussian pre-blur",
+        ),
+        FilterSpec(
+            "sobel",
+            "Sobel magnitude",
+            sobel,
+            (
+                ParamSpec("ksize", "Aperture", "odd", 3, 7, 3, 2, "px"),
+                ParamSpec("gain", "Gain", "float", 0.1, 16, 1.0, 0.1),
+            ),
+            description="Gradient magnitude (grey levels per edge)",
+        ),
+        FilterSpec(
+            "gaussian",
+            "Gaussian denoise",
+            gaussian,
+            (ParamSpec("sigma", "σ", "float", 0, 10, 1.0, 0.1, "px"),),
+            description="Gaussian smoothing",
+        ),
+        FilterSpec(
+            "median",
+            "Median denoise",
+            median,
+            (ParamSpec("ksize", "Kernel", "odd", 3, 11, 3, 2, "px"),),
+            description="Median filter",
+        ),
     )
 }
 
@@ -239,11 +293,14 @@ def _spec(name: str) -> FilterSpec:
 
 def default_params(name: str) -> dict[str, float | int]:
     """The default parameters of filter ``name`` (typed per spec)."""
-    return {p.name: (int(p.default) if p.kind in ("int", "odd") else float(p.default)) for p in _spec(name).params}
+    return {
+        p.name: (int(p.default) if p.kind in ("int", "odd") else float(p.default))
+        for p in _spec(name).params
+    }
 
 
 def validate_params(name: str, params: dict[str, Any] | None = None) -> dict[str, float | int]:
-    """Defaults overlaid with ``params``, each checked against its spec (``ValueError`` otherwise)."""
+    """Defaults overlaid with ``params``, each checked against its spec (else ``ValueError``)."""
     spec = _spec(name)
     known = {p.name: p for p in spec.params}
     unknown = sorted(set(params or {}) - set(known))
@@ -264,12 +321,20 @@ def apply_filter(name: str, img: np.ndarray, **params: Any) -> np.ndarray:
 def describe(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """JSON-serialisable description of a filter and its (validated) settings, for reports."""
     spec = _spec(name)
-    return {"filter": spec.name, "label": spec.label, "params": validate_params(name, params),
-            "input": "windowed 8-bit slice"}
+    return {
+        "filter": spec.name,
+        "label": spec.label,
+        "params": validate_params(name, params),
+        "input": "windowed 8-bit slice",
+    }
 
 
-def edges_overlay(img: np.ndarray, edges: np.ndarray, color: tuple[int, int, int] = (255, 64, 0),
-                  alpha: float = 1.0) -> np.ndarray:
+def edges_overlay(
+    img: np.ndarray,
+    edges: np.ndarray,
+    color: tuple[int, int, int] = (255, 64, 0),
+    alpha: float = 1.0,
+) -> np.ndarray:
     """Draw an edge map in ``color`` (RGB) over a grey uint8 image; returns ``[y, x, 3]`` RGB uint8.
 
     ``edges`` is any 2-D array of the image's shape; non-zero pixels are edges. ``alpha`` in
@@ -283,6 +348,8 @@ def edges_overlay(img: np.ndarray, edges: np.ndarray, color: tuple[int, int, int
     rgb = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_GRAY2RGB)
     solid = np.empty_like(rgb)
     solid[:] = np.asarray(color, dtype=np.uint8)
-    blended = cv2.addWeighted(solid, float(alpha), rgb, 1.0 - float(alpha), 0.0) if alpha < 1.0 else solid
+    blended = (
+        cv2.addWeighted(solid, float(alpha), rgb, 1.0 - float(alpha), 0.0) if alpha < 1.0 else solid
+    )
     cv2.copyTo(blended, (edges != 0).astype(np.uint8), rgb)
     return rgb
