@@ -208,3 +208,23 @@ def test_missing_path_exits_2(tmp_path, capsys):
         == 2
     )
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_real_chest_ct_with_shipped_model(shared_data, tmp_path, capsys):
+    """Real DICOM (8 mm chest CT) end to end: ONNX FP32 vs INT8 of the shipped model."""
+    from compare_fixtures import shipped_package
+
+    shipped_package()  # skips while the package is absent
+    series = shared_data / "chest-ct-lungdx-a0002" / "series3_8mm_B40f"
+    if not series.is_dir():
+        pytest.skip(f"{series} not present")
+    out = tmp_path / "real"
+    code = main(["compare", str(series), "--engines", "onnx,onnx-int8", "--out", str(out)])
+    doc = json.loads((out / "compare.json").read_text())
+    assert code == (0 if doc["passed"] else 1), capsys.readouterr().err
+    pair = doc["pairs"][0]
+    assert len(pair["per_slice"]["flips"]) == 30 and 0 <= doc["worst"]["original_slice"] < 30
+    vols = {m["name"]: m["volume_a_ml"] for m in pair["labels"]}
+    assert vols["right lung"] > 300 and vols["left lung"] > 300  # both lungs found on a chest CT
+    assert pair["logits_max_abs"] > 0  # INT8 is not bit-identical to FP32
+    assert cv2.imread(str(out / "difference_worst_slice.png")) is not None
