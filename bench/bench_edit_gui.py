@@ -172,7 +172,8 @@ def main() -> int:
     lines += [f"| {name} | {m:.2f} | {p:.2f} |" for name, m, p in rows]
     lines += [
         "",
-        f"Target (issue 8): brush step and undo ≤ 16 ms. After the run: {extra}.",
+        f"Target (issue 8): brush step and undo ≤ 16 ms. After the run: {extra}. "
+        f"Machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} during the run.",
         f"`python bench/bench_edit_gui.py --slices {args.slices} --moves {args.moves}`",
         "",
     ]
