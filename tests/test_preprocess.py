@@ -165,3 +165,15 @@ class TestEdgesOverlay:
         assert half[1, 2].tolist() == [178, 50, 50] or half[1, 2].tolist() == [177, 50, 50]
         with pytest.raises(ValueError, match="shape"):
             P.edges_overlay(img, edges[:2])
+
+
+def test_render_preview(ct_slice):
+    img = P.windowed_uint8(ct_slice, 40, 400)
+    edges = P.canny(img, low=20, high=60)
+    over = P.render_preview(
+        ct_slice, 40, 400, "canny", {"low": 20, "high": 60}, overlay=True, color=(0, 255, 0)
+    )
+    assert over.shape == (128, 128, 3) and (over[edges > 0] == [0, 255, 0]).all()
+    assert (over[edges == 0] == np.repeat(img[edges == 0][:, None], 3, axis=1)).all()
+    grey = P.render_preview(ct_slice, 40, 400, "clahe", {"clip_limit": 3})
+    assert np.array_equal(grey[:, :, 1], P.clahe(img, clip_limit=3.0))

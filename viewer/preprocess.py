@@ -40,6 +40,7 @@ __all__ = [
     "validate_params",
     "describe",
     "edges_overlay",
+    "render_preview",
 ]
 
 log = logging.getLogger(__name__)
@@ -353,3 +354,27 @@ def edges_overlay(
     )
     cv2.copyTo(blended, (edges != 0).astype(np.uint8), rgb)
     return rgb
+
+
+def render_preview(
+    slice_values: np.ndarray,
+    center: float,
+    width: float,
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    overlay: bool = False,
+    color: tuple[int, int, int] = (255, 64, 0),
+    invert: bool = False,
+) -> np.ndarray:
+    """One preview frame: window ``slice_values`` (HU), run filter ``name``, return RGB uint8.
+
+    With ``overlay=True`` an edge filter's output (``FilterSpec.output == "edges"``) is drawn in
+    ``color`` over the windowed slice; otherwise the filtered grey image is returned as RGB.
+    This is the whole per-request work of a live preview (see ``docs/bench/preprocess.md``).
+    """
+    img = windowed_uint8(slice_values, center, width, invert=invert)
+    out = apply_filter(name, img, **(params or {}))
+    if overlay and FILTERS[name].output == "edges":
+        return edges_overlay(img, out, color=color)
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
