@@ -246,7 +246,7 @@ def load_package(root: str | os.PathLike[str], *, verify: bool = False) -> Model
         )
     except PackageError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PackageError(f"{where}: malformed model.json ({type(exc).__name__}: {exc})") from exc
     if spec.channels < 1 or spec.window_width <= 0 or spec.divisible_by < 1:
         raise PackageError(f"{where}: input spec out of range (channels, window width, divisible_by)")
@@ -295,4 +295,8 @@ def find_package(name: str | None = None, *, extra_dirs: list[Path] | None = Non
         if p.name == name:
             return p
     names = ", ".join(p.name for p in pkgs) or "none"
-    raise PackageError(f"no model package named '{name}' (installed: {names})")
+    bad = [p for p in problems if name in p]  # e.g. a malformed package of that name
+    raise PackageError(
+        f"no model package named '{name}' (installed: {names})"
+        + (f"; unusable: {'; '.join(bad)}" if bad else "")
+    )
