@@ -451,3 +451,32 @@ def test_rgb_series_shows_and_measures(qtbot, win, tmp_path):
     )  # RGB order kept
     m = v.add_measurement("rect", (0, 0), (31, 23))
     assert m.result["mean"] == pytest.approx(85.0)  # (255 + 0 + 0) / 3
+
+
+def test_tag_browser_survives_a_malformed_private_element(qtbot, tmp_path):
+    """A private FD element of 4 bytes (as in a real Philips CT): its row says so, the rest shows."""
+    import pydicom
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    from viewer.dicom.synth import write_series
+    from viewer.qt.tag_browser import TagBrowser
+
+    (path,) = write_series(
+        tmp_path / "p",
+        np.zeros((1, 4, 4), np.int16),
+        spacing=(1, 1, 1),
+        transfer_syntax=ImplicitVRLittleEndian,
+    )
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x01F10010, "LO", "ELSCINT1")  # pydicom's private dictionary: (01F1,xx26) is FD
+    ds.add_new(0x01F11026, "OB", b"0.15")  # implicit VR: read back as FD with 4 bytes
+    ds.save_as(path, implicit_vr=True, little_endian=True)
+    tb = TagBrowser()
+    qtbot.addWidget(tb)
+    tb.show_file(str(path))
+    rows = {
+        tb.tree.topLevelItem(i).text(0): tb.tree.topLevelItem(i)
+        for i in range(tb.tree.topLevelItemCount())
+    }
+    assert "(01F1,1026)" in rows and "cannot decode" in rows["(01F1,1026)"].text(3)
+    assert rows["(0028,0010)"].text(3) == "4"

@@ -88,3 +88,17 @@ def test_measurements_stay_on_their_slice():
     assert st.measurements_on(0, 4) == []
     st.remove_measurement(m.id)
     assert st.measurements == []
+
+
+def test_failing_subscriber_does_not_stop_the_others():
+    st = ViewState()
+    seen = []
+
+    def bad(**_):
+        raise RuntimeError("boom")
+
+    st.subscribe("tool", bad)
+    st.subscribe("tool", lambda tool: seen.append(tool))
+    with pytest.raises(RuntimeError, match="boom"):
+        st.set_tool("ruler")
+    assert seen == ["ruler"] and st.tool == "ruler"

@@ -210,8 +210,17 @@ class ViewState:
             cbs.remove(callback)
 
     def emit(self, event: str, **kwargs: Any) -> None:
+        """Call every subscriber of ``event``. A failing subscriber does not stop the others;
+        the first exception is re-raised once all have run (so the error presenter sees it)."""
+        first: BaseException | None = None
         for cb in list(self._subs.get(event, [])):
-            cb(**kwargs)
+            try:
+                cb(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                log.debug("subscriber of %r failed: %s", event, type(exc).__name__)
+                first = first or exc
+        if first is not None:
+            raise first
 
     # ------------------------------------------------------------------ volume
     def set_volume(self, volume: Volume | None, key: str = "") -> None:

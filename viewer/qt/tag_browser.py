@@ -95,8 +95,15 @@ class TagBrowser(QWidget):
         self.apply_filter(self.search.text())
 
     def _fill(self, parent: QTreeWidgetItem, ds: Any, hide: bool) -> None:
-        for elem in ds:
-            tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        for key in list(ds.keys()):
+            tag = f"({key.group:04X},{key.element:04X})"
+            try:  # decoded lazily: one malformed (often private) element must not hide the rest
+                elem = ds[key]
+            except Exception as exc:  # noqa: BLE001 - shown in its row
+                QTreeWidgetItem(
+                    parent, [tag, "(unreadable)", "", f"cannot decode: {type(exc).__name__}"]
+                )
+                continue
             name = elem.keyword or elem.name
             if elem.VR == "SQ":
                 it = QTreeWidgetItem(parent, [tag, name, "SQ", f"{len(elem.value)} item(s)"])
