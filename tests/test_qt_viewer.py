@@ -454,7 +454,7 @@ def test_rgb_series_shows_and_measures(qtbot, win, tmp_path):
 
 
 def test_tag_browser_survives_a_malformed_private_element(qtbot, tmp_path):
-    """A private FD element of 4 bytes (as in a real Philips CT): its row says so, the rest shows."""
+    """A private FD element of 4 bytes (a real Philips CT has one): its row says so; rest shown."""
     import pydicom
     from pydicom.uid import ImplicitVRLittleEndian
 
