@@ -40,7 +40,7 @@ def _blob_images(rng: np.random.Generator, n: int, size: int):
 
 @pytest.fixture(scope="module")
 def blob_model():
-    """A small UNet2D trained for ~100 steps (a few seconds, one thread) to segment the blob."""
+    """A small UNet2D trained for 70 steps (a few seconds, one thread) to segment the blob."""
     from inference.networks import UNet2D
 
     threads = torch.get_num_threads()
@@ -51,7 +51,7 @@ def blob_model():
         net = UNet2D(1, 2, base=8, depth=2)
         opt = torch.optim.Adam(net.parameters(), 1e-2)
         weight = torch.tensor([1.0, 5.0])
-        for _ in range(100):
+        for _ in range(70):
             x, y = _blob_images(rng, 8, 64)
             loss = torch.nn.functional.cross_entropy(
                 net(torch.from_numpy(x)), torch.from_numpy(y), weight=weight
