@@ -49,7 +49,14 @@ def test_head_is_up_in_reformats_whatever_the_slice_order():
 
 
 def test_coronal_acquisition_labels():
-    g = PlaneGeometry(vol(CORONAL), 0)  # the "axial" view shows the acquired (coronal) slices
+    g = PlaneGeometry(vol(CORONAL), 0)  # the first view shows the acquired (coronal) slices
+    assert g.plane_name() == "coronal"
+    assert PlaneGeometry(vol(CORONAL), 1).plane_name() == "axial"
+    assert [PlaneGeometry(vol(AXIAL_HFS), a).plane_name() for a in range(3)] == [
+        "axial",
+        "coronal",
+        "sagittal",
+    ]
     assert g.letters() == {"right": "L", "left": "R", "bottom": "F", "top": "H"}
 
 

@@ -99,3 +99,13 @@ class PlaneGeometry:
 
     def letters(self) -> dict[str, str]:
         return orientation_letters(*self.screen_vectors())
+
+    def plane_name(self) -> str:
+        """The anatomical plane actually shown ("axial", "coronal", "sagittal", or "oblique"),
+        from the direction cosines: a sagittal acquisition's first view is a sagittal plane."""
+        right, down = self.screen_vectors()
+        normal = np.abs(np.cross(right, down))
+        k = int(np.argmax(normal))
+        if normal[k] < 0.8:
+            return "oblique"
+        return ("sagittal", "coronal", "axial")[k]

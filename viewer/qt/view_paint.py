@@ -48,7 +48,7 @@ def corner_texts(view: SliceView) -> dict[str, str]:
         tl = "\n".join(
             x for x in (m.patient_name.replace("^", " "), m.patient_id, _date(m.study_date)) if x
         )
-    tr = "\n".join(x for x in (m.series_description, f"{m.modality} {view.name}") if x)
+    tr = "\n".join(x for x in (m.series_description, f"{m.modality} {view.geom.plane_name()}") if x)
     n = st.slice_count(view.axis)
     idx = view.index()
     if view.axis == 0:
