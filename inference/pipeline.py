@@ -401,7 +401,11 @@ def segment_volume(
 
     t = time.perf_counter()
     report(progress, nz, nz, "post-processing")
-    cleaned, record = postprocess_labels(labels, tuple(volume.spacing), settings, cancel=cancel)
+    # in canonical (axial) order, so "2d" hole filling is per axial slice for any stack
+    cleaned_c, record = postprocess_labels(labels_c, cspacing, settings, cancel=cancel)
+    cleaned = np.empty_like(labels)
+    orient.view(cleaned)[...] = cleaned_c
+    del cleaned_c
     timings["postprocess"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
     geometry = {

@@ -110,3 +110,20 @@ def test_cancel_between_steps() -> None:
     s = resolve_settings({"largest_component_labels": [1, 2]}, None)
     with pytest.raises(Cancelled):
         postprocess_labels(_labels(), SP, s, cancel=lambda: True)
+
+
+def test_holes_filled_per_axial_slice_for_a_sagittal_stack(tmp_path: Path) -> None:
+    """A ring open toward the feet but closed in every axial plane: filled per axial slice even when
+    the stack is sagittal (array axis 0 = left-right)."""
+    pkg = load_package(band_package(tmp_path / "sag", postprocess={"fill_holes_labels": [1]}))
+    # canonical (axial) volume [S->I, P, L]: a square tube of label-1 HU along the feet axis
+    ax = np.full((40, 300, 300), -1050, np.int16)
+    ax[:, 100:200, 100:200] = -600
+    ax[:, 130:170, 130:170] = -1050  # the tube's bore: a hole in each axial slice, open in 3-D
+    sag = np.ascontiguousarray(ax.transpose(2, 1, 0))  # [L (slices), P (rows), I (columns)]
+    # array x (columns) runs toward the feet (-S), y toward P, z (slices) toward L
+    direction = np.array([[0, 0, -1], [0, 1, 0], [1, 0, 0]], float).T
+    vol = ArrayVolume(sag, (1.0, 1.0, 1.0), direction, SimpleNamespace(modality="CT", body_part=""))
+    res = segment_volume(vol, pkg, force_domain=True)
+    assert res.postprocess["changed_voxels"]["filled_holes_1"] == 40 * 40 * 40
+    assert (res.labels[130:170, 130:170, :] == 1).all()
