@@ -185,6 +185,8 @@ class TestOrientation:
         vol, _ = _phantom(_direction(*POSITIONS[position]), shape=(5, 48, 70))
         res = segment_volume(vol, band, force_domain=True)
         np.testing.assert_array_equal(res.labels, expected_band(vol.voxels))
+        # the probabilities went through the same reorientation
+        np.testing.assert_array_equal(np.argmax(res.probabilities, axis=0), res.labels)
 
     def test_sagittal_stack_resliced_with_warning(self, band) -> None:
         vol, lps = _phantom(_direction((0, 1, 0), (0, 0, -1), (-1, 0, 0)), shape=(80, 6, 64))
