@@ -102,3 +102,15 @@ def test_failing_subscriber_does_not_stop_the_others():
     with pytest.raises(RuntimeError, match="boom"):
         st.set_tool("ruler")
     assert seen == ["ruler"] and st.tool == "ruler"
+
+
+def test_hide_all_overlays_keeps_layer_settings():
+    st = ViewState()
+    st.set_volume(_vol())
+    st.set_layer(LabelLayer("seg", np.ones((10, 20, 30), np.uint8), {1: (255, 0, 0)}))
+    seen = []
+    st.subscribe("layers", lambda name: seen.append(name))
+    st.set_overlays_hidden(True)
+    assert st.planes(0, 0) == [] and st.layers["seg"].visible and seen == [""]
+    st.set_overlays_hidden(False)
+    assert len(st.planes(0, 0)) == 1

@@ -195,6 +195,7 @@ class ViewState:
         #: tool name → handler (press/move/release/paint_cursor) that the slice views forward to
         self.tool_handlers: dict[str, Any] = {}
         self.hide_identity: bool = False
+        self.overlays_hidden: bool = False  # one key hides every overlay layer at once
         self.layout: str = "1x1"
         self.active_axis: int = 0
         self.measurements: list[Measurement] = []
@@ -321,8 +322,15 @@ class ViewState:
             layer.invalidate()
         self.emit("layers", name=name, box=box)
 
+    def set_overlays_hidden(self, hidden: bool) -> None:
+        """Hide (or show again) all overlay layers without changing their own settings."""
+        self.overlays_hidden = bool(hidden)
+        self.emit("layers", name="")
+
     def planes(self, axis: int, index: int) -> list[LabelPlane | HeatmapPlane | RGBAPlane]:
         """The visible overlay planes of every layer at ``index`` along ``axis``, in order."""
+        if self.overlays_hidden:
+            return []
         out = []
         for layer in self.layers.values():
             try:

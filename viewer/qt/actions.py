@@ -154,6 +154,8 @@ def build_actions(win: MainWindow) -> dict[str, Any]:
     )
     st.subscribe("identity", lambda hide=False, **_: reg["hide_identity"].setChecked(hide))
     v.addAction(hide)
+    v.addAction(_act(win, reg, "hide_overlays", "Hide &overlays", lambda: st.set_overlays_hidden(
+        not st.overlays_hidden), "O", checkable=True))  # fmt: skip
     v.addSeparator()
     v.addAction(_act(win, reg, "cine", "Play/stop &cine", win.toggle_cine, "Space"))
     v.addAction(
