@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class ProgressBar:
-    """A one-line terminal progress bar on stderr (``progress(done, total, message)``), ≤ 10 "
-    "updates/s."""
+    """A one-line terminal progress bar on stderr (``progress(done, total, message)``), ≤ 10
+    updates/s."""
 
     def __init__(self, label: str, width: int = 30) -> None:
         self.label, self.width = label, width
@@ -135,8 +135,8 @@ def _write_extras(
 
 
 def segment_one(stack: Any, package: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """Load ``stack``, segment it, write the outputs into ``out``; returns the stats.json "
-    "content."""
+    """Load ``stack``, segment it, write the outputs into ``out``; returns the stats.json
+    content."""
     from inference.pipeline import segment_volume
     from viewer.dicom.load import load_stack
     from viewer.export.nifti import write_nifti
@@ -175,7 +175,9 @@ def segment_one(stack: Any, package: Any, args: argparse.Namespace, out: Path) -
         result.labels, vol.voxels, vol.spacing, label_names=result.label_names
     )
     t_stats = time.perf_counter() - t1
-    out.mkdir(parents=True, exist_ok=True)
+    from viewer.export.atomic import ensure_folder
+
+    ensure_folder(out)  # ExportError (read-only, not a folder) → exit 2
     write_nifti(result.labels, out / "labels.nii.gz", volume=vol)
     files = ["labels.nii.gz"]
     extra_files, problems = _write_extras(out, vol, result, args, stats)
@@ -233,8 +235,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from viewer.dicom.load import pick_stack
     from viewer.dicom.scan import scan
 
+    from viewer.export.atomic import ensure_folder
+
     out = Path(args.out)
     package = find_package(args.model)  # PackageError → exit 2 in viewer.cli
+    ensure_folder(out)  # a read-only / impossible output folder is refused before any work
     result = scan(args.path)
     if args.series or len(result.stacks) <= 1:
         stack, notes = pick_stack(
