@@ -32,8 +32,8 @@ OBLIQUE_TOLERANCE_DEG = 10.0
 
 
 class DomainError(PackageError):
-    """The scan is outside the model's declared domain; ``warnings`` lists why. Run with force "
-    "to override."""
+    """The scan is outside the model's declared domain; ``warnings`` lists why. Run with force
+    to override."""
 
     def __init__(self, warnings: list[str], model: str = "") -> None:
         self.warnings = list(warnings)
@@ -58,8 +58,8 @@ PADDING_BELOW_HU = -1500.0
 
 
 def _robust_range(voxels: np.ndarray) -> tuple[float, float] | None:
-    """1st and 99th percentile of a strided subsample (~1e6 voxels) without padding; None if "
-    "empty."""
+    """1st and 99th percentile of a strided subsample (~1e6 voxels) without padding; None if
+    empty."""
     step = max(1, int(round((voxels.size / 1e6) ** (1 / 3))))
     sub = voxels[::step, ::step, ::step].ravel()
     sub = sub[sub > PADDING_BELOW_HU]

@@ -234,8 +234,8 @@ class OnnxEngine:
 
     # ------------------------------------------------------------------ running
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Run the network on ``x`` float32 ``[N, C, H, W]``; returns float32 logits ``[N, K, "
-        "H, W]``."""
+        """Run the network on ``x`` float32 ``[N, C, H, W]``; returns float32 logits ``[N, K,
+        H, W]``."""
         import onnxruntime as ort
 
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -262,8 +262,8 @@ class OnnxEngine:
         return np.asarray(out, dtype=np.float32)
 
     def terminate(self) -> None:
-        """Interrupt every running call (they raise ``Cancelled``) and refuse new ones until "
-        ":meth:`reset`."""
+        """Interrupt every running call (they raise ``Cancelled``) and refuse new ones until
+        :meth:`reset`."""
         with self._lock:
             self._terminated = True
             for ro in self._active:

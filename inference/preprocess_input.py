@@ -204,8 +204,8 @@ class SliceGeometry:
 def slice_geometry(
     shape_yx: tuple[int, int], spacing_yx: tuple[float, float], spec: InputSpec
 ) -> SliceGeometry:
-    """The :class:`SliceGeometry` of a canonical slice of ``shape_yx`` pixels at "
-    "``spacing_yx`` mm."""
+    """The :class:`SliceGeometry` of a canonical slice of ``shape_yx`` pixels at
+    ``spacing_yx`` mm."""
     ny, nx = int(shape_yx[0]), int(shape_yx[1])
     sy, sx = float(spacing_yx[0]), float(spacing_yx[1])
     if spec.inplane_policy == "spacing":

@@ -54,8 +54,8 @@ def write_package(
     torch_spec: dict[str, Any] | None = None,
     domain: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``root/model.json`` declaring ``files`` (kind → path inside root) with real "
-    "SHA-256s."""
+    """Write ``root/model.json`` declaring ``files`` (kind → path inside root) with real
+    SHA-256s."""
     spec = {
         "channels": 1,
         "layout": "NCHW",
@@ -122,8 +122,8 @@ def build_band_onnx(path: Path, centers: list[float], channels: int = 1) -> Path
 
 
 def build_slow_onnx(path: Path, layers: int = 300, ch: int = 16) -> Path:
-    """A real ONNX model with many Conv nodes (seconds per 512² run), to interrupt with "
-    "terminate."""
+    """A real ONNX model with many Conv nodes (seconds per 512² run), to interrupt with
+    terminate."""
     rng = np.random.default_rng(0)
     nodes = [helper.make_node("Conv", ["x", "w_in"], ["h0"], pads=[1, 1, 1, 1])]
     inits = [
@@ -174,8 +174,8 @@ def band_package(root: Path, centers: tuple[float, ...] = (0.0, 0.5, 1.0), **kw:
 
 
 def tiny_unet_package(root: Path, *, base: int = 4, depth: int = 2, int8: bool = True) -> Path:
-    """A real (untrained, seeded) UNet2D: torch weights, ONNX export (dynamic N/H/W), optional "
-    "INT8."""
+    """A real (untrained, seeded) UNet2D: torch weights, ONNX export (dynamic N/H/W), optional
+    INT8."""
     import torch
 
     from inference.networks import UNet2D

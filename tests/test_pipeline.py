@@ -143,8 +143,8 @@ POSITIONS = {  # (IOP row, IOP col, slice step) as a loader builds them (z sorte
 def _phantom(
     direction: np.ndarray, shape=(6, 64, 80), spacing=1.0
 ) -> tuple[ArrayVolume, np.ndarray]:
-    """Sample a physical phantom on the grid of ``direction``: returns the volume and LPS of "
-    "each voxel."""
+    """Sample a physical phantom on the grid of ``direction``: returns the volume and LPS of
+    each voxel."""
     nz, ny, nx = shape
     z, y, x = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
     idx = np.stack([x - (nx - 1) / 2, y - (ny - 1) / 2, z - (nz - 1) / 2], axis=-1) * spacing
@@ -156,8 +156,8 @@ def _phantom(
 
 
 def side_engine(x: np.ndarray) -> np.ndarray:
-    """Position-sensitive predictor: in the body, image-left half → label 1, image-right → "
-    "label 2."""
+    """Position-sensitive predictor: in the body, image-left half → label 1, image-right →
+    label 2."""
     n, _, h, w = x.shape
     body = x[:, 0] > 0.25
     logits = np.zeros((n, 3, h, w), np.float32)
