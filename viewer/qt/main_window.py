@@ -28,8 +28,10 @@ from viewer.qt.actions import build_actions
 from viewer.qt.browser import StudyBrowser
 from viewer.qt.edit_actions import install_edit
 from viewer.qt.errors import ErrorPresenter
+from viewer.qt.export_dialog import install_export
 from viewer.qt.loading import Loader
 from viewer.qt.measurements_panel import MeasurementsPanel
+from viewer.qt.seg_overlay import install_seg_overlays
 from viewer.qt.segmentation_panel import SegmentationPanel
 from viewer.qt.settings import make_settings
 from viewer.qt.tag_browser import TagBrowser
@@ -84,6 +86,8 @@ class MainWindow(QMainWindow):
         self.add_dock("Segmentation", self.segmentation, Qt.DockWidgetArea.RightDockWidgetArea)
         self.actions_by_name = build_actions(self)
         self.edit = install_edit(self)  # Edit menu + dock: reader edits (issue 8)
+        self.exporter = install_export(self)  # File → Export (issue 9)
+        self.seg_overlays = install_seg_overlays(self)  # SEGs of the study folder (issue 9)
         for v in self.grid.views:
             v.hovered.connect(self._show_hover)
         self.state.subscribe("cursor", self._on_cursor)
