@@ -234,7 +234,6 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from inference.package import find_package
     from viewer.dicom.load import pick_stack
     from viewer.dicom.scan import scan
-
     from viewer.export.atomic import ensure_folder
 
     out = Path(args.out)
