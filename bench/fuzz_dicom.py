@@ -59,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
                 if args.failures:
                     materialise(case, args.failures)
             if (i + 1) % 500 == 0:
-                print(f"{i + 1}/{args.n} cases, {dict(by_status)}, {time.perf_counter() - t0:.0f} s", flush=True)
+                print(
+                    f"{i + 1}/{args.n} cases, {dict(by_status)}, {time.perf_counter() - t0:.0f} s",
+                    flush=True,
+                )
     shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - t0
     lines = [
         f"Fuzz run: {args.n} cases, seed {args.seed}, {len(seeds)} seeds, per-case deadline "
-        f"{args.timeout:.0f} s, {total:.0f} s in all ({1000 * total / max(1, args.n):.0f} ms/case).",
+        f"{args.timeout:.0f} s, {total:.0f} s in all "
+        f"({1000 * total / max(1, args.n):.0f} ms/case).",
         "",
         "| outcome | cases |",
         "|---|---:|",
@@ -79,14 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     if slowest:
-        lines.append(f"Slowest case: #{slowest.case_id} ({slowest.kind} on {slowest.seed}) "
-                     f"{slowest.seconds:.2f} s, {slowest.status}: {slowest.detail[:160]}")
+        lines.append(
+            f"Slowest case: #{slowest.case_id} ({slowest.kind} on {slowest.seed}) "
+            f"{slowest.seconds:.2f} s, {slowest.status}: {slowest.detail[:160]}"
+        )
     if peak:
-        lines.append(f"Largest peak-RSS growth: #{peak.case_id} ({peak.kind} on {peak.seed}) "
-                     f"{peak.peak_mb:.0f} MB, {peak.status}")
+        lines.append(
+            f"Largest peak-RSS growth: #{peak.case_id} ({peak.kind} on {peak.seed}) "
+            f"{peak.peak_mb:.0f} MB, {peak.status}"
+        )
     lines.append(f"Failures: {len(failures)}")
-    for o in failures[:30]:
-        lines.append(f"- #{o.case_id} {o.kind} on {o.seed}: {o.status}: {o.detail[:300]!r}")
+    lines.extend(
+        f"- #{o.case_id} {o.kind} on {o.seed}: {o.status}: {o.detail[:300]!r}"
+        for o in failures[:30]
+    )
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,11 @@ def build_seeds(work: Path, *, shared_data: Path | None = None, max_shared: int 
             if len(picked) >= max_shared:
                 break
         if picked:
-            seeds.append(Seed("shared-data", [(f"s{i:03d}.dcm", f.read_bytes()) for i, f in enumerate(picked)]))
+            seeds.append(
+                Seed(
+                    "shared-data", [(f"s{i:03d}.dcm", f.read_bytes()) for i, f in enumerate(picked)]
+                )
+            )
     return seeds
 
 
@@ -205,7 +209,10 @@ def m_vr(data: bytes, rng: random.Random) -> bytes:
 def _vr_positions(data: bytes):
     import re
 
-    return re.finditer(rb"(?<=[\x00-\xff]{4})(?:AE|AS|CS|DA|DS|FD|FL|IS|LO|OB|OW|PN|SH|SQ|UI|UL|US|UN|TM|LT|ST)", data[:4096])
+    return re.finditer(
+        rb"(?<=[\x00-\xff]{4})(?:AE|AS|CS|DA|DS|FD|FL|IS|LO|OB|OW|PN|SH|SQ|UI|UL|US|UN|TM|LT|ST)",
+        data[:4096],
+    )
 
 
 def _hdr(mut):
@@ -307,7 +314,13 @@ def m_iop(ds: Any, rng: random.Random) -> None:
 @_hdr
 def m_ipp(ds: Any, rng: random.Random) -> None:
     ds.ImagePositionPatient = rng.choice(
-        (["0", "0", "0"], ["NaN", "0", "0"], ["inf", "-inf", "0"], ["1e308", "0", "1e308"], ["1", "2"])
+        (
+            ["0", "0", "0"],
+            ["NaN", "0", "0"],
+            ["inf", "-inf", "0"],
+            ["1e308", "0", "1e308"],
+            ["1", "2"],
+        )
     )
 
 
@@ -316,7 +329,9 @@ def m_wrong_vr_value(ds: Any, rng: random.Random) -> None:
     from pydicom.dataelem import DataElement
 
     tag = rng.choice((0x00280010, 0x00280011, 0x00281053, 0x00200032, 0x00280030, 0x00080060))
-    ds[tag] = DataElement(tag, rng.choice(("UN", "OB", "LO", "SQ" if False else "UT")), b"\xff\xfe garbage")
+    ds[tag] = DataElement(
+        tag, rng.choice(("UN", "OB", "LO", "SQ" if False else "UT")), b"\xff\xfe garbage"
+    )
 
 
 MUTATORS = {
@@ -378,7 +393,9 @@ def make_case(case_id: int, seeds: list[Seed], rng: random.Random) -> Case:
     r = rng.random()
     if r < 0.04:
         kind = rng.choice(ARCHIVE_MUTATORS)
-        return Case(case_id, kind, seed.name, list(seed.files), {"kind": kind, "seed": rng.random()})
+        return Case(
+            case_id, kind, seed.name, list(seed.files), {"kind": kind, "seed": rng.random()}
+        )
     if r < 0.07 and len(seed.files) > 1:
         return Case(case_id, "dup_ipp", seed.name, _dup_ipp(seed.files, rng))
     files = list(seed.files)
@@ -415,7 +432,7 @@ def _write_zip(case: Case, path: Path) -> None:
             for name, data in case.files:
                 zf.writestr(name, data)
         elif kind == "zip_traversal":
-            for i, (name, data) in enumerate(case.files):
+            for i, (_name, data) in enumerate(case.files):
                 evil = ("../../" * 4 + f"evil{i}.dcm") if i % 2 == 0 else f"/tmp/evil_abs_{i}.dcm"
                 zf.writestr(evil, data)
         else:
@@ -566,7 +583,9 @@ class Runner:
 
     def _start(self) -> None:
         a, b = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_worker, args=(b, self.mem_limit, self.quiet), daemon=True)
+        self._proc = self._ctx.Process(
+            target=_worker, args=(b, self.mem_limit, self.quiet), daemon=True
+        )
         self._proc.start()
         self._conn = a
 
@@ -596,10 +615,20 @@ class Runner:
                 status, detail, secs, peak = self._conn.recv()
             else:
                 self._stop(kill=True)
-                status, detail, secs, peak = "FAIL-timeout", f"no result after {self.timeout} s", self.timeout, 0.0
+                status, detail, secs, peak = (
+                    "FAIL-timeout",
+                    f"no result after {self.timeout} s",
+                    self.timeout,
+                    0.0,
+                )
         except (EOFError, OSError):
             self._stop(kill=True)
-            status, detail, secs, peak = "FAIL-worker-died", "worker process died (crash / OOM kill)", 0.0, 0.0
+            status, detail, secs, peak = (
+                "FAIL-worker-died",
+                "worker process died (crash / OOM kill)",
+                0.0,
+                0.0,
+            )
         if peak > self.max_peak_mb and not status.startswith("FAIL"):
             status, detail = "FAIL-memory", f"peak RSS grew by {peak:.0f} MB; {detail}"
         if peak > 64:

@@ -37,7 +37,11 @@ def runner():
 
 
 def _fail(outcomes):
-    return [f"#{o.case_id} {o.kind} on {o.seed}: {o.status}: {o.detail[-600:]}" for o in outcomes if o.status.startswith("FAIL")]
+    return [
+        f"#{o.case_id} {o.kind} on {o.seed}: {o.status}: {o.detail[-600:]}"
+        for o in outcomes
+        if o.status.startswith("FAIL")
+    ]
 
 
 def test_seeds_cover_real_and_generated_files(seeds):
@@ -99,7 +103,9 @@ def test_zip_traversal_names_never_escape(seeds, tmp_path):
 def test_zip_bomb_member_refused_cheaply(seeds, tmp_path):
     """A small zip holding a member that inflates to 2 GiB: skipped with a reason, little memory."""
     seed = next(s for s in seeds if s.name.startswith("synth-Explicit VR Little"))
-    d = materialise(Case(8, "zip_bomb", seed.name, list(seed.files), {"kind": "zip_bomb"}), tmp_path)
+    d = materialise(
+        Case(8, "zip_bomb", seed.name, list(seed.files), {"kind": "zip_bomb"}), tmp_path
+    )
     z = d / "archive.zip"
     assert z.stat().st_size < 8 << 20
     assert sum(i.file_size for i in zipfile.ZipFile(z).infolist()) > 2 << 30
@@ -156,7 +162,9 @@ def test_size_that_cannot_fit_is_refused_before_allocating(tmp_path, src):
 
 def test_load_path_on_fully_broken_folder_is_one_typed_error(tmp_path):
     for i in range(5):
-        (tmp_path / f"x{i}.dcm").write_bytes(b"\0" * 128 + b"DICM" + bytes(random.Random(i).randbytes(300)))
+        (tmp_path / f"x{i}.dcm").write_bytes(
+            b"\0" * 128 + b"DICM" + bytes(random.Random(i).randbytes(300))
+        )
     with pytest.raises(DicomError, match="no loadable DICOM images"):
         load_path(tmp_path)
 

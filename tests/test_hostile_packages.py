@@ -129,7 +129,11 @@ MALFORMED = {
     "no onnx path": ("files.onnx.path", _DEL, "path"),
     "no onnx sha256": ("files.onnx.sha256", _DEL, "sha256"),
     "labels not a list": ("labels", "background", "model.json"),
-    "label value a word": ("labels", [{"value": "zero", "name": "bg", "color": [0, 0, 0]}], "model.json"),
+    "label value a word": (
+        "labels",
+        [{"value": "zero", "name": "bg", "color": [0, 0, 0]}],
+        "model.json",
+    ),
     "label without color": ("labels", [{"value": 0, "name": "bg"}], "model.json"),
     "labels not from 0": ("labels", [{"value": 1, "name": "x", "color": [1, 1, 1]}], "value 0"),
     "input a list": ("input", [1, 2], "model.json"),
@@ -206,7 +210,9 @@ def test_onnx_inputs_do_not_match_the_declared_spec(tmp_path, in_shape, out_shap
     _refused(root, match)
 
 
-@pytest.mark.parametrize("content", [b"", b"\x08\x01garbage protobuf", b"PK\x03\x04 a zip", b"\x89PNG\r\n"])
+@pytest.mark.parametrize(
+    "content", [b"", b"\x08\x01garbage protobuf", b"PK\x03\x04 a zip", b"\x89PNG\r\n"]
+)
 def test_file_that_is_not_onnx(tmp_path, content):
     root = tmp_path / "notonnx"
     root.mkdir()
@@ -273,7 +279,13 @@ def test_segment_cli_refuses_tampered_package(tmp_path, series):
     with open(root / "model.onnx", "ab") as f:
         f.write(b"\0")
     r = _cli(
-        "segment", str(series), "--model", "tampered", "--force", "--out", str(tmp_path / "out"),
+        "segment",
+        str(series),
+        "--model",
+        "tampered",
+        "--force",
+        "--out",
+        str(tmp_path / "out"),
         env_models=models,
     )
     assert r.returncode == 2, r.stderr
@@ -286,7 +298,13 @@ def test_segment_cli_names_a_malformed_package(tmp_path, series):
     root = _good(models, "broken")
     (root / "model.json").write_text('{"name": "broken", "labels": 5}')
     r = _cli(
-        "segment", str(series), "--model", "broken", "--force", "--out", str(tmp_path / "out"),
+        "segment",
+        str(series),
+        "--model",
+        "broken",
+        "--force",
+        "--out",
+        str(tmp_path / "out"),
         env_models=models,
     )
     assert r.returncode == 2, r.stderr
@@ -313,7 +331,9 @@ def test_gui_model_discovery_shows_the_problem(qtbot, tmp_path):
     try:
         text = w.segmentation.problems.text()
         assert "gui-bad" in text and "top level" in text, text
-        assert "gui-bad" not in [w.segmentation.model_box.itemData(i) for i in range(w.segmentation.model_box.count())]
+        assert "gui-bad" not in [
+            w.segmentation.model_box.itemData(i) for i in range(w.segmentation.model_box.count())
+        ]
         assert not w.errors.records
     finally:
         w.close()

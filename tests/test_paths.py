@@ -68,7 +68,9 @@ def _exporters(vol) -> dict[str, Callable[[Path], Path]]:
         "png": lambda d: write_png(d / f"key {NAME}.png", rgb),
         "nifti": lambda d: write_nifti(vol, d / f"volume {NAME}.nii.gz"),
         "seg": lambda d: write_seg(d / f"seg {NAME}.dcm", vol, lab, SEGS),
-        "pdf": lambda d: write_report(d / f"rapport {NAME}.pdf", volume=vol, labels=lab, key_images=[]),
+        "pdf": lambda d: write_report(
+            d / f"rapport {NAME}.pdf", volume=vol, labels=lab, key_images=[]
+        ),
     }
 
 
@@ -109,11 +111,16 @@ def test_exports_to_a_non_ascii_folder(vol, tmp_path, kind):
         assert data[:5] == b"%PDF-"
 
 
-def _cli(*args: str, env: dict[str, str] | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
+def _cli(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 180
+) -> subprocess.CompletedProcess:
     e = dict(os.environ, PYTHONPATH=str(ROOT), LC_ALL="C")  # a hostile locale too
     e.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "viewer.cli", *args], cwd=ROOT, env=e, capture_output=True,
+        [sys.executable, "-m", "viewer.cli", *args],
+        cwd=ROOT,
+        env=e,
+        capture_output=True,
         timeout=timeout,
     )
 
@@ -122,7 +129,14 @@ def test_scan_cli_non_ascii_path_in_c_locale(series_dir):
     r = _cli("scan", "--json", str(series_dir))
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     doc = json.loads(r.stdout.decode("utf-8"))
-    files = [f for p in doc["patients"] for s in p["studies"] for se in s["series"] for sk in se["stacks"] for f in sk["files"]]
+    files = [
+        f
+        for p in doc["patients"]
+        for s in p["studies"]
+        for se in s["series"]
+        for sk in se["stacks"]
+        for f in sk["files"]
+    ]
     assert len(files) == 4 and all(NAME in f for f in files)
 
 
@@ -135,8 +149,16 @@ def models(tmp_path_factory) -> Path:
 
 def test_segment_cli_non_ascii_in_and_out(series_dir, models, tmp_path):
     out = tmp_path / f"sortie {NAME}"
-    r = _cli("segment", str(series_dir), "--model", "band", "--force", "--out", str(out),
-             env={"CLINICAL_VIEWER_MODELS": str(models)})
+    r = _cli(
+        "segment",
+        str(series_dir),
+        "--model",
+        "band",
+        "--force",
+        "--out",
+        str(out),
+        env={"CLINICAL_VIEWER_MODELS": str(models)},
+    )
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     files = {p.name for p in out.rglob("*") if p.is_file()}
     assert "labels.nii.gz" in files and "stats.json" in files, files
@@ -150,7 +172,9 @@ def _mount_tmpfs(where: Path, opts: str) -> bool:
     if os.name != "posix" or os.geteuid() != 0:
         return False
     where.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True
+    )
     return r.returncode == 0
 
 
@@ -220,8 +244,16 @@ def test_export_to_full_disk(vol, full_dir, kind):
 
 
 def test_segment_cli_to_read_only_folder(series_dir, models, read_only_dir):
-    r = _cli("segment", str(series_dir), "--model", "band", "--force", "--out", str(read_only_dir / "out"),
-             env={"CLINICAL_VIEWER_MODELS": str(models)})
+    r = _cli(
+        "segment",
+        str(series_dir),
+        "--model",
+        "band",
+        "--force",
+        "--out",
+        str(read_only_dir / "out"),
+        env={"CLINICAL_VIEWER_MODELS": str(models)},
+    )
     err = r.stderr.decode("utf-8", errors="replace")
     assert r.returncode == 2, err
     assert "Traceback" not in err and ("not writable" in err or "Read-only" in err), err
@@ -234,8 +266,16 @@ def test_segment_cli_to_full_disk(series_dir, models, tmp_path):
         pytest.skip("needs root and mount for a real full disk in a subprocess")
     try:
         _fill(d / "filler.bin")
-        r = _cli("segment", str(series_dir), "--model", "band", "--force", "--out", str(d / "out"),
-                 env={"CLINICAL_VIEWER_MODELS": str(models)})
+        r = _cli(
+            "segment",
+            str(series_dir),
+            "--model",
+            "band",
+            "--force",
+            "--out",
+            str(d / "out"),
+            env={"CLINICAL_VIEWER_MODELS": str(models)},
+        )
         err = r.stderr.decode("utf-8", errors="replace")
         assert r.returncode == 2, err
         assert "Traceback" not in err and "disk is full" in err, err
