@@ -480,3 +480,15 @@ def test_tag_browser_survives_a_malformed_private_element(qtbot, tmp_path):
     }
     assert "(01F1,1026)" in rows and "cannot decode" in rows["(01F1,1026)"].text(3)
     assert rows["(0028,0010)"].text(3) == "4"
+
+
+def test_help_lists_shortcuts_in_a_dialog(qtbot, win):
+    from PySide6.QtWidgets import QApplication, QDialog, QTableWidget
+
+    win.actions_by_name["shortcuts"].trigger()
+    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible()]
+    assert len(dialogs) == 1 and dialogs[0].windowTitle() == "Keyboard shortcuts"
+    table = dialogs[0].findChild(QTableWidget)
+    keys = [table.item(r, 0).text() for r in range(table.rowCount())]
+    assert "Ctrl+O" in keys and "Space" in keys and "Right-drag" in keys
+    dialogs[0].close()
