@@ -486,7 +486,9 @@ def test_help_lists_shortcuts_in_a_dialog(qtbot, win):
     from PySide6.QtWidgets import QApplication, QDialog, QTableWidget
 
     win.actions_by_name["shortcuts"].trigger()
-    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible()]
+    dialogs = [
+        w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible()
+    ]
     assert len(dialogs) == 1 and dialogs[0].windowTitle() == "Keyboard shortcuts"
     table = dialogs[0].findChild(QTableWidget)
     keys = [table.item(r, 0).text() for r in range(table.rowCount())]
