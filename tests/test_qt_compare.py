@@ -18,7 +18,7 @@ LESION_SLICES = (1, 2)
 
 @pytest.fixture
 def gated_models():
-    """A user model package: ONNX FP32 = the gated net, "INT8" = the same with one weight changed."""
+    """A user model package: ONNX FP32 = the gated net, "INT8" = it with one weight changed."""
     from compare_fixtures import GATED_WEIGHT, export_onnx, gated_model, perturb_onnx, write_package
 
     root = Path(os.environ["CLINICAL_VIEWER_MODELS"])
@@ -98,8 +98,8 @@ def test_perturbed_int8_fails_table_strip_worst_and_linked_views(win, qtbot, gat
     panel.worst_button.click()
     assert win.state.cursor[0] == e.worst_z and panel.strip.current == e.worst_z
     # clicking a strip cell goes there
-    from qt_helpers import mouse
     from PySide6.QtCore import QPointF
+    from qt_helpers import mouse
 
     r = panel.strip.cell_rect(4)
     mouse(panel.strip, "press", QPointF(r.center()))

@@ -18,7 +18,8 @@ def phantom_series(nz: int = 4) -> Volume:
 
     av, _lab, _info = phantom_volume(nz=nz)
     meta = VolumeMeta(modality="CT", body_part="CHEST", series_description="phantom")
-    return Volume(np.rint(av.voxels).astype(np.int16), av.spacing, direction=av.direction, meta=meta)
+    hu = np.rint(av.voxels).astype(np.int16)
+    return Volume(hu, av.spacing, direction=av.direction, meta=meta)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Grad-CAM panel (issue 6): label, method, target layer, target region; worker with progress/cancel.
+"""Grad-CAM panel (issue 6): label, method, target layer and region; worker, progress, cancel.
 
 torch and pytorch_grad_cam are imported only inside the worker functions, on first use
 (:mod:`inference.gradcam` is torch-only); start-up stays light. The PyTorch twin of the model

@@ -305,7 +305,9 @@ class PreprocessPanel(QWidget):
         self._serial += 1
         self.requests += 1
         serial = self._serial
-        request = {"filter": name, "params": params, "slice": z, "window": window, "mode": self.mode()}
+        request = {
+            "filter": name, "params": params, "slice": z, "window": window, "mode": self.mode()
+        }  # fmt: skip
 
         def fn(progress, cancel):
             return filter_preview(

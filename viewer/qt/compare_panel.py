@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -238,13 +238,19 @@ class ComparePanel(QWidget):
 
     def showEvent(self, e: Any) -> None:  # noqa: N802 - Qt API
         super().showEvent(e)
-        if self._providers is None:  # onnxruntime is imported once the panel is seen
-            try:
-                from inference.onnx_engine import available_providers
+        if self._providers is None:  # onnxruntime is imported once the panel is seen, later
+            QTimer.singleShot(300, self.load_providers)
 
-                self._providers = list(available_providers())
-            except Exception:  # noqa: BLE001 - no ORT: torch vs nothing; the run reports it
-                self._providers = []
+    def load_providers(self) -> None:
+        """Add ``onnx:<provider>`` engines for the installed ONNX Runtime providers (once)."""
+        if self._providers is not None:
+            return
+        try:
+            from inference.onnx_engine import available_providers
+
+            self._providers = list(available_providers())
+        except Exception:  # noqa: BLE001 - no ORT: torch vs nothing; the run reports it
+            self._providers = []
         self.refresh_engines()
 
     def set_engines(self, a: str, b: str) -> None:

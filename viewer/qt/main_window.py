@@ -26,8 +26,10 @@ from PySide6.QtWidgets import (
 
 from viewer.qt.actions import build_actions
 from viewer.qt.browser import StudyBrowser
+from viewer.qt.compare_panel import install_compare
 from viewer.qt.edit_actions import install_edit
 from viewer.qt.errors import ErrorPresenter
+from viewer.qt.explain_panel import install_explain
 from viewer.qt.export_dialog import install_export
 from viewer.qt.loading import Loader
 from viewer.qt.measurements_panel import MeasurementsPanel
@@ -86,6 +88,8 @@ class MainWindow(QMainWindow):
         self.add_dock("Segmentation", self.segmentation, Qt.DockWidgetArea.RightDockWidgetArea)
         self.actions_by_name = build_actions(self)
         self.edit = install_edit(self)  # Edit menu + dock: reader edits (issue 8)
+        self.explain = install_explain(self)  # Explain dock: preprocessing, Grad-CAM (issue 6)
+        self.compare = install_compare(self)  # Compare-engines dock (issue 7)
         self.exporter = install_export(self)  # File → Export (issue 9)
         self.seg_overlays = install_seg_overlays(self)  # SEGs of the study folder (issue 9)
         for v in self.grid.views:
