@@ -21,8 +21,14 @@ from viewer.state import HeatmapLayer, Measurement
 
 pytestmark = pytest.mark.timeout(120)
 
-WIDE = {"modalities": ["CT"], "body_parts": ["CHEST", "LUNG", "THORAX", ""], "hu_range": [-1100, 3100],
-        "pixel_spacing_mm": [0.1, 5.0], "fov_mm": [10, 1000], "orientations": ["axial"]}
+WIDE = {
+    "modalities": ["CT"],
+    "body_parts": ["CHEST", "LUNG", "THORAX", ""],
+    "hu_range": [-1100, 3100],
+    "pixel_spacing_mm": [0.1, 5.0],
+    "fov_mm": [10, 1000],
+    "orientations": ["axial"],
+}
 CENTERS = (0.0, 0.6, 0.8, 1.0)  # the 100 HU square → label 3 "lesion", air → 0
 NAME, PID, BIRTH = "Exportova^Jana", "EXP-4711", "19610203"
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -36,7 +42,9 @@ def win(qtbot, tmp_path):
     w.resize(1200, 800)
     w.show()
     with qtbot.waitSignal(w.volume_loaded, timeout=20000):
-        w.open_path(write_phantom(tmp_path / "study", patient_name=NAME, patient_id=PID, birth_date=BIRTH))
+        w.open_path(
+            write_phantom(tmp_path / "study", patient_name=NAME, patient_id=PID, birth_date=BIRTH)
+        )
     panel = w.segmentation
     panel.refresh_models()
     assert panel.select_model("band")
@@ -63,8 +71,9 @@ def export(qtbot, w, kind, path, **opts):
 
 
 def pdf_text(path: Path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def test_menu_has_every_export(qtbot, win):
@@ -89,10 +98,14 @@ def test_every_export_reads_back(qtbot, win, tmp_path):
     vol = win.state.volume
     z = 5
     win.state.set_cursor(z, 30, 40)
-    win.state.add_measurement(Measurement("ruler", 0, z, [(20.0, 30.0), (39.0, 49.0)],
-                                          {"length_mm": 19.9}))
-    win.state.set_layer(HeatmapLayer("Grad-CAM lesion", np.linspace(0, 1, 64 * 80).reshape(64, 80)
-                                     .astype(np.float32), z=z))
+    win.state.add_measurement(
+        Measurement("ruler", 0, z, [(20.0, 30.0), (39.0, 49.0)], {"length_mm": 19.9})
+    )
+    win.state.set_layer(
+        HeatmapLayer(
+            "Grad-CAM lesion", np.linspace(0, 1, 64 * 80).reshape(64, 80).astype(np.float32), z=z
+        )
+    )
     labels = win.segmentation.results[win.state.series_key].layer.current_labels()
     assert 3 in np.unique(labels) and labels[:, 30, 40].min() == 3
     out = tmp_path / "out"
@@ -100,10 +113,20 @@ def test_every_export_reads_back(qtbot, win, tmp_path):
     dlg = export(qtbot, win, "report", out / "report.pdf")
     assert "measurement" in dlg.content.text() and "no comparison run" in dlg.content.text()
     text = pdf_text(out / "report.pdf")
-    for needle in ("Not for diagnostic use", "band", "lesion", "Phantom", "Exportova", "19.9",
-                   "Grad-CAM lesion", "AI result, not reviewed"):
+    for needle in (
+        "Not for diagnostic use",
+        "band",
+        "lesion",
+        "Phantom",
+        "Exportova",
+        "19.9",
+        "Grad-CAM lesion",
+        "AI result, not reviewed",
+    ):
         assert needle in text, needle
-    pages = subprocess.run(["pdfinfo", str(out / "report.pdf")], capture_output=True, text=True).stdout
+    pages = subprocess.run(
+        ["pdfinfo", str(out / "report.pdf")], capture_output=True, text=True
+    ).stdout
     assert "Pages:" in pages
     export(qtbot, win, "seg", out / "seg.dcm")
     ds = pydicom.dcmread(out / "seg.dcm")
@@ -121,7 +144,9 @@ def test_every_export_reads_back(qtbot, win, tmp_path):
     lab_img, vol_img = nib.load(out / "labels.nii.gz"), nib.load(out / "volume.nii.gz")
     assert np.array_equal(np.asarray(lab_img.dataobj).transpose(2, 1, 0), labels)
     assert np.array_equal(np.asarray(vol_img.dataobj).transpose(2, 1, 0), vol.voxels)
-    assert np.allclose(lab_img.affine, vol.affine_ras()) and np.allclose(vol_img.affine, vol.affine_ras())
+    assert np.allclose(lab_img.affine, vol.affine_ras()) and np.allclose(
+        vol_img.affine, vol.affine_ras()
+    )
     export(qtbot, win, "png", out / "key.png")
     import cv2
 
@@ -131,8 +156,16 @@ def test_every_export_reads_back(qtbot, win, tmp_path):
     inside = png[30, round(35 * sx / sy)].astype(int)
     air = png[10, 5].astype(int)
     assert inside[0] != inside[1] or inside[1] != inside[2]  # the lesion colour over the gray
-    assert abs(air[0] - air[1]) <= 1 and abs(air[1] - air[2]) <= 1 or air.max() > 0  # heatmap or gray
-    assert sorted(os.listdir(out)) == ["key.png", "labels.nii.gz", "report.pdf", "seg.dcm", "volume.nii.gz"]
+    assert (
+        abs(air[0] - air[1]) <= 1 and abs(air[1] - air[2]) <= 1 or air.max() > 0
+    )  # heatmap or gray
+    assert sorted(os.listdir(out)) == [
+        "key.png",
+        "labels.nii.gz",
+        "report.pdf",
+        "seg.dcm",
+        "volume.nii.gz",
+    ]
 
 
 def test_edits_give_types_reader_and_review(qtbot, win, tmp_path):
@@ -161,8 +194,13 @@ def test_edits_give_types_reader_and_review(qtbot, win, tmp_path):
 def test_anonymised_exports_hold_no_identifiers(qtbot, win, tmp_path):
     out = tmp_path / "anon"
     out.mkdir()
-    for kind, name in (("report", "report.pdf"), ("seg", "seg.dcm"), ("labels_nifti", "labels.nii.gz"),
-                       ("volume_nifti", "volume.nii.gz"), ("png", "key.png")):
+    for kind, name in (
+        ("report", "report.pdf"),
+        ("seg", "seg.dcm"),
+        ("labels_nifti", "labels.nii.gz"),
+        ("volume_nifti", "volume.nii.gz"),
+        ("png", "key.png"),
+    ):
         export(qtbot, win, kind, out / name, anonymize=True)
     files = sorted(out.iterdir())
     assert len(files) == 5
@@ -186,19 +224,34 @@ def test_cancel_and_read_only_leave_no_file(qtbot, win, tmp_path):
     assert os.listdir(out) == [] and "nothing was written" in dlg.status.text()
     assert not win.errors.records
     blocker = tmp_path / "not_a_folder"
-    blocker.write_bytes(b"x")  # a path through a file: fails for root too (unlike a read-only folder)
+    blocker.write_bytes(
+        b"x"
+    )  # a path through a file: fails for root too (unlike a read-only folder)
     job = dlg.export_to(blocker / "seg.dcm")
     with qtbot.waitSignal(job.finished, timeout=60000):
         pass
-    assert blocker.read_bytes() == b"x" and sorted(os.listdir(tmp_path)) == ["c", "not_a_folder"]
-    assert len(win.errors.records) == 1 and isinstance(win.errors.records[0].exc, ExportError)
+    assert blocker.read_bytes() == b"x" and sorted(os.listdir(tmp_path)) == [
+        "c",
+        "not_a_folder",
+        "study",
+    ]
+    assert len(win.errors.records) == 1 and isinstance(win.errors.records[0].exception, ExportError)
     assert win.errors.records[0].title == "Export failed" and "Failed" in dlg.status.text()
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_report_preview_then_save(qtbot, win, tmp_path):
+    win.state.set_cursor(5, 30, 40)
+    win.state.add_measurement(
+        Measurement("ruler", 0, 5, [(20.0, 30.0), (39.0, 49.0)], {"length_mm": 19.9})
+    )
+    heat = np.zeros((64, 80), np.float32)
+    heat[15:45, 25:55] = np.hanning(30)[:, None] * np.hanning(30)[None, :]
+    win.state.set_layer(HeatmapLayer("Grad-CAM", heat, z=5))
+    win.edit.reader = "Dr A. Reader"
     dlg = win.exporter.open("report")
-    dlg.path.setText(str(tmp_path / "report.pdf"))
+    assert dlg.gradcam.isEnabled() and dlg.gradcam.isChecked() and not dlg.preprocess.isEnabled()
+    dlg.path.setText("/home/reader/exports/report.pdf")  # a tidy path for the screenshot
     qtbot.wait(50)
     SHOTS.mkdir(parents=True, exist_ok=True)
     dlg.grab().save(str(SHOTS / "export_dialog.png"))
@@ -208,7 +261,13 @@ def test_report_preview_then_save(qtbot, win, tmp_path):
     assert sig.args[0] >= 1 and len(prev.pages) == sig.args[0] and prev.pages[0].shape[2] == 3
     qtbot.wait(50)
     prev.grab().save(str(SHOTS / "report_preview.png"))
-    job = prev.save()
+    job = prev.save(tmp_path / "report.pdf")
     with qtbot.waitSignal(job.finished, timeout=60000):
         pass
     assert (tmp_path / "report.pdf").read_bytes() == prev.pdf  # what was previewed is what is saved
+    text = pdf_text(tmp_path / "report.pdf")
+    assert (
+        "Dr A. Reader" in text
+        and "Grad-CAM" in text
+        and "Explanation and preprocessing views" in text
+    )

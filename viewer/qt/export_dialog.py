@@ -42,16 +42,20 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ExportDialog", "Exporter", "install_export"]
 
 log = logging.getLogger(__name__)
-SOURCE_TEXT = {"edits": "the reader's edited segmentation", "result": "the model's segmentation",
-               "seg": "the DICOM SEG loaded from the study", "": "no segmentation (series only)"}
+SOURCE_TEXT = {
+    "edits": "the reader's edited segmentation",
+    "result": "the model's segmentation",
+    "seg": "the DICOM SEG loaded from the study",
+    "": "no segmentation (series only)",
+}
 
 
 def _params_text(views: list[dict[str, Any]]) -> str:
-    out = []
-    for v in views:
-        out.append(", ".join(f"{k}: {val}" for k, val in v.items()
-                             if k not in ("heatmap", "image") and isinstance(val, (str, int, float))))
-    return "\n".join(out)
+    """One line of scalar parameters per view (tooltips)."""
+    scalar = (str, int, float)
+    return "\n".join(
+        ", ".join(f"{k}: {val}" for k, val in v.items() if isinstance(val, scalar)) for v in views
+    )
 
 
 class ExportDialog(QDialog):
@@ -97,7 +101,10 @@ class ExportDialog(QDialog):
         self.gradcam.setObjectName("export_gradcam")
         self.preprocess = QCheckBox("Include the preprocessing view", self)
         self.preprocess.setObjectName("export_preprocess")
-        for box, views in ((self.gradcam, self.ctx.gradcam), (self.preprocess, self.ctx.preprocess)):
+        for box, views in (
+            (self.gradcam, self.ctx.gradcam),
+            (self.preprocess, self.ctx.preprocess),
+        ):
             box.setEnabled(bool(views))
             box.setChecked(bool(views))
             box.setToolTip(_params_text(views) or "Nothing of this kind is shown for this series")
@@ -114,6 +121,7 @@ class ExportDialog(QDialog):
         self.progress.setObjectName("export_progress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setFormat("")  # idle: an empty bar, no "0%"
         self.status = QLabel("", self)
         self.status.setObjectName("export_status")
         self.status.setWordWrap(True)
@@ -139,7 +147,9 @@ class ExportDialog(QDialog):
         lay.addLayout(buttons)
         if kind in NEEDS_LABELS and not self.ctx.has_labels:
             self.export_button.setEnabled(False)
-            self.status.setText("This series has no segmentation: run a model, edit, or load a SEG.")
+            self.status.setText(
+                "This series has no segmentation: run a model, edit, or load a SEG."
+            )
         self.resize(560, self.sizeHint().height())
 
     # ------------------------------------------------------------------ contents
@@ -157,7 +167,9 @@ class ExportDialog(QDialog):
             parts[0] += f" ({', '.join(i['name'] for i in c.labels_info.values())})"
         if self.kind == "report":
             if c.model:
-                parts.append(f"Model: {c.model.get('name', '?')} {c.model.get('version', '')}".strip())
+                parts.append(
+                    f"Model: {c.model.get('name', '?')} {c.model.get('version', '')}".strip()
+                )
             if c.ai_vs_final:
                 parts.append("AI vs final volumes")
             parts.append(f"{len(c.measurements)} measurement(s)")
@@ -166,19 +178,30 @@ class ExportDialog(QDialog):
 
     def options(self) -> ExportOptions:
         """The choices currently set in the dialog."""
-        return ExportOptions(anonymize=self.anonymize.isChecked(), reader=self.reader.text().strip(),
-                             review_state=self.ctx.review_state,
-                             include_gradcam=self.gradcam.isChecked(),
-                             include_preprocess=self.preprocess.isChecked())
+        return ExportOptions(
+            anonymize=self.anonymize.isChecked(),
+            reader=self.reader.text().strip(),
+            review_state=self.ctx.review_state,
+            include_gradcam=self.gradcam.isChecked(),
+            include_preprocess=self.preprocess.isChecked(),
+        )
 
     def browse(self) -> None:
-        name, _ = QFileDialog.getSaveFileName(self, self.windowTitle(), self.path.text(), KINDS[self.kind][2])
+        name, _ = QFileDialog.getSaveFileName(
+            self, self.windowTitle(), self.path.text(), KINDS[self.kind][2]
+        )
         if name:
             self.path.setText(name)
 
     # ------------------------------------------------------------------ export
-    def export_to(self, path: str | Path, kind: str | None = None, options: ExportOptions | None = None,
-                  *, pdf: bytes | None = None) -> Job | None:
+    def export_to(
+        self,
+        path: str | Path,
+        kind: str | None = None,
+        options: ExportOptions | None = None,
+        *,
+        pdf: bytes | None = None,
+    ) -> Job | None:
         """Export ``kind`` (default: the dialog's) to ``path`` in a worker; returns the job."""
         kind = kind or self.kind
         opts = options or self.options()
@@ -201,6 +224,7 @@ class ExportDialog(QDialog):
 
         self.job = job = self.win.runner.submit(fn, name=f"export-{kind}", key=f"export-{kind}")
         self.progress.setRange(0, 0)
+        self.progress.setFormat("%p%")
         self.status.setText(f"Exporting to {path.name} …")
         self.export_button.setEnabled(False)
         self.cancel_button.setText("Cancel")
@@ -224,7 +248,11 @@ class ExportDialog(QDialog):
         self.win.message(f"Exported {path.name}", 8000)
         ctrl = getattr(self.win, "edit", None)
         session = getattr(ctrl, "session", None) if ctrl is not None else None
-        if kind in ("seg", "labels_nifti", "report") and self.ctx.source == "edits" and session is not None:
+        if (
+            kind in ("seg", "labels_nifti", "report")
+            and self.ctx.source == "edits"
+            and session is not None
+        ):
             try:
                 session.committed()  # the reader's edits are now saved outside the app
             except Exception:  # noqa: BLE001 - the export itself succeeded
@@ -265,7 +293,7 @@ class ExportDialog(QDialog):
 
 
 class Exporter(QObject):
-    """The File → Export menu of a window; ``open(kind)`` shows the dialog for the current series."""
+    """The File → Export menu of a window; ``open(kind)`` shows the dialog for this series."""
 
     def __init__(self, win: MainWindow) -> None:
         super().__init__(win)

@@ -64,8 +64,13 @@ def key_image_rgb(view: Any, state: Any) -> np.ndarray:
     for m in state.measurements_on(view.axis, view.index()):
         if m.kind == "ruler" and len(m.points) >= 2:
             length = m.result.get("length_mm")
-            calipers.append(Caliper(tuple(m.points[0]), tuple(m.points[1]),
-                                    f"{length:.1f} mm" if length is not None else ""))
+            calipers.append(
+                Caliper(
+                    tuple(m.points[0]),
+                    tuple(m.points[1]),
+                    f"{length:.1f} mm" if length is not None else "",
+                )
+            )
     return compose_key_image(rgb, calipers=calipers, pixel_spacing=view.geom.spacing)
 
 
@@ -77,28 +82,41 @@ def _report_kwargs(ctx: ExportContext, opts: ExportOptions) -> dict[str, Any]:
         model_info = dict(ctx.model)
         if ctx.result is not None:
             eng = ctx.result.engine
-            model_info.update({k: eng[k] for k in ("engine", "provider", "precision") if eng.get(k)})
+            model_info.update(
+                {k: eng[k] for k in ("engine", "provider", "precision") if eng.get(k)}
+            )
     notes = []
     if ctx.source == "seg":
         notes.append("Segmentation loaded from a DICOM SEG object of this study.")
     elif ctx.source == "":
         notes.append("No segmentation for this series: the report lists the series only.")
     return dict(
-        volume=vol, labels=labels, result=ctx.result,
+        volume=vol,
+        labels=labels,
+        result=ctx.result,
         stats=ctx.stats if ctx.source == "result" else None,
-        model_info=model_info, labels_info=ctx.labels_info or None,
-        domain_warnings=ctx.domain_warnings, parity=ctx.parity,
+        model_info=model_info,
+        labels_info=ctx.labels_info or None,
+        domain_warnings=ctx.domain_warnings,
+        parity=ctx.parity,
         gradcam=ctx.gradcam if opts.include_gradcam and ctx.gradcam else None,
         preprocess=ctx.preprocess if opts.include_preprocess and ctx.preprocess else None,
         measurements=ctx.measurements or None,
         reader=opts.reader or ctx.reader or None,
         review_state=opts.review_state or ctx.review_state or None,
-        ai_vs_final=ctx.ai_vs_final, anonymize=opts.anonymize, notes=notes,
+        ai_vs_final=ctx.ai_vs_final,
+        anonymize=opts.anonymize,
+        notes=notes,
     )
 
 
-def report_pdf(ctx: ExportContext, opts: ExportOptions, *, progress: Progress | None = None,
-               cancel: CancelCheck | None = None) -> bytes:
+def report_pdf(
+    ctx: ExportContext,
+    opts: ExportOptions,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+) -> bytes:
     """The report as PDF bytes (for the preview and for saving)."""
     from viewer.export.report import build_report
 
@@ -112,12 +130,21 @@ def _segments(ctx: ExportContext) -> list[Any]:
 
     if ctx.segments:  # a loaded SEG: keep its segments (types, algorithm, codes) as they were
         return list(ctx.segments)
-    return segment_infos(ctx.label_table, label_stats=ctx.label_stats, model=ctx.model, engine=ctx.engine)
+    return segment_infos(
+        ctx.label_table, label_stats=ctx.label_stats, model=ctx.model, engine=ctx.engine
+    )
 
 
-def run_export(kind: str, path: str | Path, ctx: ExportContext, opts: ExportOptions, *,
-               pdf: bytes | None = None, progress: Progress | None = None,
-               cancel: CancelCheck | None = None) -> Path:
+def run_export(
+    kind: str,
+    path: str | Path,
+    ctx: ExportContext,
+    opts: ExportOptions,
+    *,
+    pdf: bytes | None = None,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+) -> Path:
     """Write one export of ``kind`` (see :data:`KINDS`) to ``path``; returns the path.
 
     ``pdf``: report bytes already built for the preview (saved as they are).
@@ -135,8 +162,10 @@ def run_export(kind: str, path: str | Path, ctx: ExportContext, opts: ExportOpti
     if ctx.volume is None:
         raise ExportError("No series is open; open a series before exporting.")
     if kind in NEEDS_LABELS and ctx.labels is None:
-        raise ExportError("This series has no segmentation to export: run a model, edit, or load a "
-                          "DICOM SEG first.")
+        raise ExportError(
+            "This series has no segmentation to export: run a model, edit, or load a "
+            "DICOM SEG first."
+        )
     check_cancel(cancel)
     if kind == "report":
         from viewer.export.atomic import write_bytes_atomic
@@ -148,10 +177,18 @@ def run_export(kind: str, path: str | Path, ctx: ExportContext, opts: ExportOpti
         from viewer.export.seg import write_seg
 
         editors = ctx.source == "edits" and any(
-            s.added_voxels or s.removed_voxels for s in (ctx.label_stats or []))
-        write_seg(path, ctx.volume, ctx.labels, _segments(ctx), anonymize=opts.anonymize,
-                  content_creator_name=(opts.reader or ctx.reader or None) if editors else None,
-                  progress=progress, cancel=cancel)
+            s.added_voxels or s.removed_voxels for s in (ctx.label_stats or [])
+        )
+        write_seg(
+            path,
+            ctx.volume,
+            ctx.labels,
+            _segments(ctx),
+            anonymize=opts.anonymize,
+            content_creator_name=(opts.reader or ctx.reader or None) if editors else None,
+            progress=progress,
+            cancel=cancel,
+        )
     elif kind in ("labels_nifti", "volume_nifti"):
         from viewer.export.nifti import write_nifti
 

@@ -34,7 +34,11 @@ __all__ = ["ExportContext", "gather", "measurement_dicts", "review_text"]
 log = logging.getLogger(__name__)
 
 AXES = ("axial", "coronal", "sagittal")
-REVIEW_TEXT = {"not_reviewed": "not reviewed", "reviewed": "reviewed", "needs_attention": "needs attention"}
+REVIEW_TEXT = {
+    "not_reviewed": "not reviewed",
+    "reviewed": "reviewed",
+    "needs_attention": "needs attention",
+}
 
 
 @dataclass
@@ -147,17 +151,25 @@ def _views(win: Any, state: Any) -> tuple[list[dict[str, Any]], list[dict[str, A
     if not grad:  # a Grad-CAM heatmap shown as an overlay on this series
         for layer in state.layers.values():
             if isinstance(layer, HeatmapLayer) and layer.visible:
-                z = int(layer.z if layer.heat.ndim == 2 and layer.z is not None else state.cursor[0])
+                z = int(
+                    layer.z if layer.heat.ndim == 2 and layer.z is not None else state.cursor[0]
+                )
                 heat = layer.heat if layer.heat.ndim == 2 else layer.heat[z]
-                grad.append({"slice": z, "heatmap": np.array(heat, np.float32), "method": layer.name,
-                             "colour map": layer.cmap, "threshold": layer.threshold})
+                grad.append(
+                    {
+                        "slice": z,
+                        "heatmap": np.array(heat, np.float32),
+                        "method": layer.name,
+                        "colour map": layer.cmap,
+                        "threshold": layer.threshold,
+                    }
+                )
     return grad, prep
 
 
 def gather(win: MainWindow) -> ExportContext:
     """Snapshot of the current series for an export (GUI thread)."""
     from viewer.qt.seg_overlay import SEG_OVERLAY_PREFIX
-    from viewer.qt.segmentation_panel import SEG_LAYER
 
     st = win.state
     ctx = ExportContext(volume=st.volume, series_key=st.series_key)
@@ -168,7 +180,9 @@ def gather(win: MainWindow) -> ExportContext:
         res = entry.result
         ctx.result = res
         ctx.model = {k: res.model.get(k) for k in ("name", "version", "sha256") if res.model.get(k)}
-        ctx.engine = " ".join(str(res.engine.get(k)) for k in ("engine", "provider") if res.engine.get(k))
+        ctx.engine = " ".join(
+            str(res.engine.get(k)) for k in ("engine", "provider") if res.engine.get(k)
+        )
         ctx.domain_warnings = [str(w) for w in res.domain_warnings]
     ctrl = getattr(win, "edit", None)
     session = getattr(ctrl, "session", None) if ctrl is not None else None
@@ -181,8 +195,10 @@ def gather(win: MainWindow) -> ExportContext:
             table = seg.labels
         ctx.source = "edits"
         ctx.label_stats = seg.label_stats()
-        ctx.label_table = [{"value": v, "name": i.name, "color": tuple(i.color), "source": str(i.source)}
-                           for v, i in table.items()]
+        ctx.label_table = [
+            {"value": v, "name": i.name, "color": tuple(i.color), "source": str(i.source)}
+            for v, i in table.items()
+        ]
         ctx.labels_info = {v: {"name": i.name, "color": tuple(i.color)} for v, i in table.items()}
         ctx.reader = str(seg.reader or ctx.reader)
         edited = any(s.added_voxels or s.removed_voxels for s in ctx.label_stats)
@@ -193,18 +209,32 @@ def gather(win: MainWindow) -> ExportContext:
         ctx.labels = np.array(layer.current_labels(), np.uint8, copy=True)
         ctx.source = "result"
         ctx.stats = entry.stats
-        ctx.labels_info = {v: {"name": n, "color": tuple(layer.colors.get(v, (255, 0, 0)))}
-                           for v, n in layer.names.items() if v}
+        ctx.labels_info = {
+            v: {"name": n, "color": tuple(layer.colors.get(v, (255, 0, 0)))}
+            for v, n in layer.names.items()
+            if v
+        }
         ctx.label_table = [dict(value=v, source="ai", **i) for v, i in ctx.labels_info.items()]
         ctx.review_state = "AI result, not reviewed"
     else:
-        seg_layer = next((lay for name, lay in st.layers.items() if name.startswith(SEG_OVERLAY_PREFIX)
-                          and isinstance(lay, LabelLayer) and lay.visible), None)
+        seg_layer = next(
+            (
+                lay
+                for name, lay in st.layers.items()
+                if name.startswith(SEG_OVERLAY_PREFIX)
+                and isinstance(lay, LabelLayer)
+                and lay.visible
+            ),
+            None,
+        )
         if seg_layer is not None:
             ctx.labels = np.array(seg_layer.labels, np.uint8, copy=True)
             ctx.source = "seg"
-            ctx.labels_info = {v: {"name": n, "color": tuple(seg_layer.colors.get(v, (255, 0, 0)))}
-                               for v, n in seg_layer.names.items() if v}
+            ctx.labels_info = {
+                v: {"name": n, "color": tuple(seg_layer.colors.get(v, (255, 0, 0)))}
+                for v, n in seg_layer.names.items()
+                if v
+            }
             ctx.segments = list(getattr(seg_layer, "segments", None) or []) or None
             ctx.label_table = [dict(value=v, source="ai", **i) for v, i in ctx.labels_info.items()]
     ctx.measurements = measurement_dicts(list(st.measurements))

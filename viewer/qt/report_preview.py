@@ -54,8 +54,12 @@ def render_pdf_pages(pdf: bytes, *, dpi: int = 60, cancel: Any = None) -> list[n
         src = Path(tmp) / "report.pdf"
         src.write_bytes(pdf)
         check_cancel(cancel)
-        subprocess.run([exe, "-r", str(int(dpi)), "-png", str(src), str(Path(tmp) / "page")],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [exe, "-r", str(int(dpi)), "-png", str(src), str(Path(tmp) / "page")],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         pages = []
         for p in sorted(Path(tmp).glob("page*.png")):
             bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
@@ -157,7 +161,9 @@ class ReportPreview(QDialog):
                 lab.setPixmap(_pixmap(rgb))
                 lab.setStyleSheet("border: 1px solid #333; background: white;")
                 self.pages_lay.addWidget(lab)
-            self.info.setText(f"{len(self.pages)} page(s), {len(self.pdf) // 1024} kB — check, then Save")
+            self.info.setText(
+                f"{len(self.pages)} page(s), {len(self.pdf) // 1024} kB — check, then Save"
+            )
         else:
             self._show_fallback()
         self.save_button.setEnabled(True)
@@ -172,11 +178,14 @@ class ReportPreview(QDialog):
         text.setTextFormat(Qt.TextFormat.PlainText)
         text.setStyleSheet("background: white; padding: 12px;")
         ctx, opts = self.dialog.ctx, self.options
-        lines = ["Page images are unavailable (pdftoppm is not installed); summary of the report:",
-                 "", f"Contents: {self.dialog.content.text()}",
-                 f"Reader: {opts.reader or ctx.reader or 'not assigned'}",
-                 f"Review state: {opts.review_state or ctx.review_state or 'AI result, not reviewed'}",
-                 f"Anonymised: {'yes' if opts.anonymize else 'no'}"]
+        lines = [
+            "Page images are unavailable (pdftoppm is not installed); summary of the report:",
+            "",
+            f"Contents: {self.dialog.content.text()}",
+            f"Reader: {opts.reader or ctx.reader or 'not assigned'}",
+            f"Review state: {opts.review_state or ctx.review_state or 'AI result, not reviewed'}",
+            f"Anonymised: {'yes' if opts.anonymize else 'no'}",
+        ]
         lines += [f"Domain warning: {w}" for w in ctx.domain_warnings]
         text.setText("\n".join(lines))
         self.pages_lay.addWidget(text)
@@ -186,17 +195,29 @@ class ReportPreview(QDialog):
             self.pages_lay.addWidget(img)
         except Exception:  # noqa: BLE001 - the summary is enough
             log.debug("no key image for the text preview")
-        self.info.setText(f"Text preview; the PDF ({len(self.pdf or b'') // 1024} kB) is ready to save")
+        self.info.setText(
+            f"Text preview; the PDF ({len(self.pdf or b'') // 1024} kB) is ready to save"
+        )
 
     def pdf_for(self, options: ExportOptions) -> bytes | None:
         """The previewed bytes when they were built with the same options, else None."""
-        same = (options.anonymize, options.reader, options.include_gradcam, options.include_preprocess) == (
-            self.options.anonymize, self.options.reader, self.options.include_gradcam,
-            self.options.include_preprocess)
+        same = (
+            options.anonymize,
+            options.reader,
+            options.include_gradcam,
+            options.include_preprocess,
+        ) == (
+            self.options.anonymize,
+            self.options.reader,
+            self.options.include_gradcam,
+            self.options.include_preprocess,
+        )
         return self.pdf if same else None
 
     def save(self, path: str | Path | None = None) -> Any:
         """Save the previewed PDF to ``path`` (default: the export dialog's file)."""
         if self.pdf is None:
             return None
-        return self.dialog.export_to(path or self.dialog.path.text(), "report", self.options, pdf=self.pdf)
+        return self.dialog.export_to(
+            path or self.dialog.path.text(), "report", self.options, pdf=self.pdf
+        )

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QTreeWidgetItem
 
@@ -35,7 +35,9 @@ ROLE_SEG = Qt.ItemDataRole.UserRole + 7
 SEG_COLOR = QColor(70, 150, 230)
 
 
-def map_segs(non_image: list[Any], *, progress: Any = None, cancel: Any = None) -> dict[str, list[str]]:
+def map_segs(
+    non_image: list[Any], *, progress: Any = None, cancel: Any = None
+) -> dict[str, list[str]]:
     """Series Instance UID → paths of the SEG objects (among a scan's non-image objects) on it."""
     from inference.jobs import check_cancel, report
     from viewer.dicom.seg_reader import SEG_SOP_CLASSES, referenced_series_uids
@@ -77,12 +79,15 @@ class SegOverlays(QObject):
         self.win, self.state = win, win.state
         self.by_series: dict[str, list[str]] = {}
         self.layers: dict[str, dict[str, LabelLayer]] = {}  # series key → layer name → layer
-        self._pending: tuple[str, str] | None = None  # (stack id, SEG path) to load after the series
+        self._pending: tuple[str, str] | None = (
+            None  # (stack id, SEG path) to load after the series
+        )
         self.job: Job | None = None
         win.scan_finished.connect(self._scanned)
         win.browser.tree.itemActivated.connect(self._activated)
         win.volume_loaded.connect(self._volume_loaded)
-        self.state.subscribe("identity", lambda **_: self.decorate())  # the browser was rebuilt
+        # the window rebuilds the browser on an identity change (after this callback): re-add
+        self.state.subscribe("identity", lambda **_: QTimer.singleShot(0, self.decorate))
         self.state.subscribe("volume", self._restore)
 
     # ------------------------------------------------------------------ finding
@@ -91,15 +96,23 @@ class SegOverlays(QObject):
         self.layers.clear()
         from viewer.dicom.seg_reader import SEG_SOP_CLASSES
 
-        if not any(str(getattr(o, "sop_class_uid", "")) in SEG_SOP_CLASSES for o in result.non_image):
+        if not any(
+            str(getattr(o, "sop_class_uid", "")) in SEG_SOP_CLASSES for o in result.non_image
+        ):
             self.found.emit({})
             return
         objs = list(result.non_image)
-        job = self.win.runner.submit(lambda progress, cancel: map_segs(objs, progress=progress, cancel=cancel),
-                                     name="find-segs", key="find-segs")
+        job = self.win.runner.submit(
+            lambda progress, cancel: map_segs(objs, progress=progress, cancel=cancel),
+            name="find-segs",
+            key="find-segs",
+        )
         job.result.connect(self._mapped)
-        job.error.connect(lambda exc, tb: self.win.errors.present(exc, title="Reading SEG objects failed",
-                                                                  details=tb))
+        job.error.connect(
+            lambda exc, tb: self.win.errors.present(
+                exc, title="Reading SEG objects failed", details=tb
+            )
+        )
 
     def _mapped(self, mapping: dict[str, list[str]]) -> None:
         self.by_series = mapping
@@ -123,7 +136,9 @@ class SegOverlays(QObject):
             for path in self.segs_for(stack.series_uid):
                 if (path, stack.stack_id) in have:
                     continue
-                it = QTreeWidgetItem(item, [f"Segmentation: {_name(path)}", "SEG", "", "double-click to show"])
+                it = QTreeWidgetItem(
+                    item, [f"Segmentation: {_name(path)}", "SEG", "", "double-click to show"]
+                )
                 it.setData(0, ROLE_SEG, (path, stack.stack_id))
                 it.setForeground(0, QBrush(SEG_COLOR))
                 it.setToolTip(0, "DICOM SEG on this series: double-click to show it as an overlay")
@@ -135,16 +150,23 @@ class SegOverlays(QObject):
             return
         n = len(self.segs_for(vol.meta.series_instance_uid))
         if n:
-            self.win.message(f"{n} segmentation object(s) for this series: double-click "
-                             "\"Segmentation: …\" under the series in Studies to show it", 10000)
+            self.win.message(
+                f"{n} segmentation object(s) for this series: double-click "
+                '"Segmentation: …" under the series in Studies to show it',
+                10000,
+            )
 
     def seg_items(self) -> list[QTreeWidgetItem]:
         """The browser rows of SEG objects (tests and accessibility)."""
         out = []
-        for stack in (self.win.browser.result.stacks if self.win.browser.result else []):
+        for stack in self.win.browser.result.stacks if self.win.browser.result else []:
             item = self.win.browser.stack_item(stack.stack_id)
             if item is not None:
-                out += [item.child(i) for i in range(item.childCount()) if item.child(i).data(0, ROLE_SEG)]
+                out += [
+                    item.child(i)
+                    for i in range(item.childCount())
+                    if item.child(i).data(0, ROLE_SEG)
+                ]
         return out
 
     # ------------------------------------------------------------------ loading
@@ -157,8 +179,11 @@ class SegOverlays(QObject):
         """Show the SEG at ``path`` on stack ``stack_id`` (loading that series first if needed)."""
         if self.state.volume is not None and self.state.series_key == stack_id:
             return self.load(path)
-        stacks = [s for s in (self.win.browser.result.stacks if self.win.browser.result else [])
-                  if s.stack_id == stack_id]
+        stacks = [
+            s
+            for s in (self.win.browser.result.stacks if self.win.browser.result else [])
+            if s.stack_id == stack_id
+        ]
         if not stacks:
             return None
         self._pending = (stack_id, path)
@@ -181,24 +206,31 @@ class SegOverlays(QObject):
         vol, key = self.state.volume, self.state.series_key
         if vol is None:
             return None
-        self.job = job = self.win.runner.submit(lambda progress, cancel: read_seg(path, vol),
-                                                name="read-seg", key="read-seg")
+        self.job = job = self.win.runner.submit(
+            lambda progress, cancel: read_seg(path, vol), name="read-seg", key="read-seg"
+        )
         self.win.message(f"Reading {_name(path)} …", 0)
         job.result.connect(lambda ov: self._show(ov, path, key, vol))
-        job.error.connect(lambda exc, tb: self.win.errors.present(exc, title="Loading the SEG failed", details=tb))
+        job.error.connect(
+            lambda exc, tb: self.win.errors.present(exc, title="Loading the SEG failed", details=tb)
+        )
         return job
 
     def _show(self, overlay: Any, path: str, key: str, volume: Any) -> None:
         names = {s.value: s.name for s in overlay.segments}
         colors = {s.value: tuple(int(c) for c in s.color) for s in overlay.segments}
-        layer = LabelLayer(f"{SEG_OVERLAY_PREFIX}{_name(path)}", overlay.labels, colors, names=names)
+        layer = LabelLayer(
+            f"{SEG_OVERLAY_PREFIX}{_name(path)}", overlay.labels, colors, names=names
+        )
         layer.segments = list(overlay.segments)  # type: ignore[attr-defined]
         layer.source_path = path  # type: ignore[attr-defined]
         self.layers.setdefault(key, {})[layer.name] = layer
         msg = f"Showing {_name(path)}: {len(names)} segment(s)"
         if overlay.warnings:
             msg += f" — {len(overlay.warnings)} warning(s): {overlay.warnings[0]}"
-            self.win.browser.add_warnings(key, [f"SEG {_name(path)}: {w}" for w in overlay.warnings])
+            self.win.browser.add_warnings(
+                key, [f"SEG {_name(path)}: {w}" for w in overlay.warnings]
+            )
         self.win.message(msg, 10000)
         if key == self.state.series_key and self.state.volume is volume:
             self.state.set_layer(layer)
