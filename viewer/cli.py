@@ -9,11 +9,14 @@ parses arguments and maps errors to exit codes. Heavy modules are imported lazil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["main", "build_parser", "BadInput"]
+__all__ = ["main", "build_parser", "BadInput", "cancel_on_sigterm"]
 
 SUBCOMMANDS = ("gui", "demo", "scan", "convert", "segment", "compare", "model")
 
@@ -86,6 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def cancel_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM (a service stop, ``kill``) cancels like Ctrl+C: it raises
+    ``KeyboardInterrupt`` in the main thread, so jobs stop and atomic writers remove their
+    temporary files instead of the process dying mid-write. The old handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `clinical-viewer PATH` and bare `clinical-viewer` open the GUI
@@ -100,7 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return args.func(args)
+        if args.command in ("gui", "demo"):
+            return args.func(args)
+        with cancel_on_sigterm():
+            return args.func(args)
     except BadInput as exc:
         print(f"clinical-viewer: {exc}", file=sys.stderr)
         return 2
