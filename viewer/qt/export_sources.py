@@ -10,10 +10,10 @@ widgets or arrays the reader may still be editing. The label map is, in this ord
 3. a DICOM SEG loaded from the study folder (:mod:`viewer.qt.seg_overlay`).
 
 Optional report material, read from other panels' public attributes when they exist:
-measurements (``state.measurements``), the parity result of the comparison dock for this series
-(``win.compare_panel``/``win.compare``: ``results[key]`` / ``result_for(key)``), Grad-CAM and
-preprocessing views (``win.explain_panel``/``win.explain``: ``current_views()``), else a Grad-CAM
-:class:`viewer.state.HeatmapLayer` shown on the series.
+measurements (``state.measurements``), the parity result of the Compare-engines dock for this
+series (``win.compare.results[key].result``), the heatmap layers shown on the series (the Explain
+dock's Grad-CAM adds method, target, layer and region from ``win.explain.gradcam.last``) and the
+Explain dock's preprocessing preview as displayed (``win.explain.preprocess.displayed``).
 """
 
 from __future__ import annotations
@@ -128,43 +128,72 @@ def _parity(win: Any, key: str) -> dict[str, Any] | None:
     return dict(res) if isinstance(res, dict) else None
 
 
-def _views(win: Any, state: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    grad: list[dict[str, Any]] = []
-    prep: list[dict[str, Any]] = []
-    panel = _panel(win, "explain_panel", "explain")
-    views: Any = None
-    if panel is not None and hasattr(panel, "current_views"):
-        try:
-            views = panel.current_views()
-        except Exception:  # noqa: BLE001
-            log.exception("explanation views unavailable")
-    if isinstance(views, dict):
-        views = [dict(v, kind=k) if isinstance(v, dict) else v for k, v in views.items()]
-    for v in views or []:
-        if not isinstance(v, dict):
+def _gradcam_views(win: Any, state: Any) -> list[dict[str, Any]]:
+    """Heatmap layers shown on the series; the Explain dock's Grad-CAM adds its parameters."""
+    last = getattr(getattr(getattr(win, "explain", None), "gradcam", None), "last", None) or {}
+    out = []
+    for name, layer in state.layers.items():
+        if not (isinstance(layer, HeatmapLayer) and layer.visible):
             continue
-        kind = str(v.get("kind", "")).lower()
-        if "heatmap" in v or "cam" in kind or "gradcam" in kind:
-            grad.append({k: val for k, val in v.items() if k != "kind"})
-        elif "image" in v:
-            prep.append({k: val for k, val in v.items() if k != "kind"})
-    if not grad:  # a Grad-CAM heatmap shown as an overlay on this series
-        for layer in state.layers.values():
-            if isinstance(layer, HeatmapLayer) and layer.visible:
-                z = int(
-                    layer.z if layer.heat.ndim == 2 and layer.z is not None else state.cursor[0]
-                )
-                heat = layer.heat if layer.heat.ndim == 2 else layer.heat[z]
-                grad.append(
-                    {
-                        "slice": z,
-                        "heatmap": np.array(heat, np.float32),
-                        "method": layer.name,
-                        "colour map": layer.cmap,
-                        "threshold": layer.threshold,
-                    }
-                )
-    return grad, prep
+        flat = layer.heat.ndim == 2
+        z = int(layer.z if flat and layer.z is not None else state.cursor[0])
+        view: dict[str, Any] = {
+            "slice": z,
+            "heatmap": np.array(layer.heat if flat else layer.heat[z], np.float32),
+            "method": name,
+        }
+        if name == "gradcam" and last.get("series") == state.series_key:
+            from viewer.qt.analysis_gradcam import METHOD_NAMES, REGIONS
+
+            view.update(
+                method=METHOD_NAMES.get(last.get("method"), str(last.get("method"))),
+                target=str(last.get("label_name", "")),
+                layer=str(last.get("layer") or "default"),
+                region=REGIONS.get(last.get("region"), str(last.get("region"))),
+                model=str(last.get("model", "")),
+                scope="whole series" if last.get("slice") is None else "this slice",
+            )
+        view["colour map"] = layer.cmap
+        out.append(view)
+    return out
+
+
+def _preprocess_views(win: Any, state: Any) -> list[dict[str, Any]]:
+    """The Explain dock's preprocessing preview as shown (image + filter parameters)."""
+    pp = getattr(getattr(win, "explain", None), "preprocess", None)
+    shown = getattr(pp, "displayed", None)
+    vol = state.volume
+    if pp is None or not shown or vol is None:
+        return []
+    from viewer.display import RGBAPlane, composite, window_to_uint8
+    from viewer.preprocess import describe
+    from viewer.qt.analysis_preprocess import OVERLAY_LAYER, PREVIEW_LAYER
+
+    overlay = shown.get("mode") == "overlay"
+    layer = (state if overlay else pp.linked_state).layers.get(
+        OVERLAY_LAYER if overlay else PREVIEW_LAYER
+    )
+    z = int(shown.get("slice", -1))
+    rgba = getattr(layer, "rgba", None)
+    if layer is None or getattr(layer, "z", None) != z or rgba is None or rgba.ndim != 3:
+        return []
+    c, w = shown.get("window", state.window)
+    if overlay:
+        gray = window_to_uint8(vol.voxels[z], c, w, invert=vol.meta.invert)
+        rgb = composite(gray, [RGBAPlane(rgba, layer.opacity)])
+    else:
+        rgb = np.ascontiguousarray(rgba[..., :3])
+    d = describe(shown["filter"], shown.get("params"))
+    view: dict[str, Any] = {
+        "image": rgb,
+        "title": f"Preprocessing: {d['label']} (axial slice {z + 1}/{vol.shape[0]})",
+        "filter": d["label"],
+        "input": d["input"],
+        "window": f"W {w:.0f} L {c:.0f}",
+        "mode": shown.get("mode", ""),
+    }
+    view.update({k: v for k, v in d["params"].items() if isinstance(v, (int, float))})
+    return [view]
 
 
 def gather(win: MainWindow) -> ExportContext:
@@ -239,5 +268,6 @@ def gather(win: MainWindow) -> ExportContext:
             ctx.label_table = [dict(value=v, source="ai", **i) for v, i in ctx.labels_info.items()]
     ctx.measurements = measurement_dicts(list(st.measurements))
     ctx.parity = _parity(win, st.series_key)
-    ctx.gradcam, ctx.preprocess = _views(win, st)
+    ctx.gradcam = _gradcam_views(win, st)
+    ctx.preprocess = _preprocess_views(win, st)
     return ctx
