@@ -15,7 +15,7 @@ pytestmark = [
 ]
 
 
-def test_report_has_parity_verdict_and_preprocessing_view(qtbot, tmp_path, gated_models):
+def test_report_has_parity_verdict_and_preprocessing_view(qtbot, tmp_path, gated_models):  # noqa: F811
     from viewer.qt.main_window import MainWindow
 
     w = MainWindow(recording_errors=True)
