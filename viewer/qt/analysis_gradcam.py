@@ -344,6 +344,7 @@ class GradCamPanel(QWidget):
         if self.job is job:
             self.job = None
             self.progress.setRange(0, 1)
+            self.progress.setValue(1 if job.state == "done" else 0)
         self._update_buttons()
 
     def _update_buttons(self) -> None:

@@ -36,7 +36,8 @@ class SliceImageLayer(ImageLayer):
 class StateLink:
     """Keep ``follower`` in step with ``master``: volume, cursor, window, zoom and pan (axis 0-2).
 
-    Both directions: scrolling or zooming in either view moves the other. ``detach()`` stops it.
+    Both directions: scrolling or zooming in either view moves the other; the hide-identity flag
+    follows the master. ``detach()`` stops it.
     The follower's layers are its own (set_volume on the master clears them through the link).
     """
 
@@ -49,6 +50,7 @@ class StateLink:
             (master, "cursor", lambda **_: self._copy(master, follower, "cursor")),
             (master, "window", lambda **_: self._copy(master, follower, "window")),
             (master, "view", lambda axis=-1, **_: self._copy(master, follower, "view", axis)),
+            (master, "identity", lambda hide=False, **_: follower.set_hide_identity(hide)),
             (follower, "cursor", lambda **_: self._copy(follower, master, "cursor")),
             (follower, "window", lambda **_: self._copy(follower, master, "window")),
             (follower, "view", lambda axis=-1, **_: self._copy(follower, master, "view", axis)),
@@ -93,7 +95,7 @@ class StateLink:
 def follower_state(master: ViewState) -> tuple[ViewState, StateLink]:
     """A new state linked to ``master`` (see :class:`StateLink`)."""
     st = ViewState()
-    st.hide_identity = master.hide_identity
+    st.hide_identity = master.hide_identity  # kept in step by the link afterwards
     return st, StateLink(master, st)
 
 

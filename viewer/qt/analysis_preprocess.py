@@ -175,6 +175,8 @@ class PreprocessPanel(QWidget):
         lay.addLayout(self.params_form)
         lay.addWidget(self.info)
         lay.addWidget(self.view, 1)
+        lay.addStretch(0)  # takes the space of the hidden view in overlay / off modes
+        self._layout = lay
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(DEBOUNCE_MS)
@@ -186,6 +188,7 @@ class PreprocessPanel(QWidget):
         for ev in ("cursor", "window", "volume"):
             self.state.subscribe(ev, self._on_state)
         self._build_sliders()
+        self._show_view()
 
     # ------------------------------------------------------------------ settings
     def _key(self, *parts: str) -> str:
@@ -270,12 +273,17 @@ class PreprocessPanel(QWidget):
 
     def _mode_changed(self, *_: Any) -> None:
         m = self.mode()
-        self.view.setVisible(m == "side by side")
+        self._show_view()
         if m != "overlay":
             self.state.remove_layer(OVERLAY_LAYER)
         if m != "side by side":
             self.linked_state.remove_layer(PREVIEW_LAYER)
         self._settings_changed()
+
+    def _show_view(self) -> None:
+        side = self.mode() == "side by side"
+        self.view.setVisible(side)
+        self._layout.setStretch(self._layout.count() - 1, 0 if side else 1)
 
     def _on_state(self, **_: Any) -> None:
         self.schedule()

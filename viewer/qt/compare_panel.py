@@ -312,6 +312,7 @@ class ComparePanel(QWidget):
         if self.job is job:
             self.job = None
             self.progress.setRange(0, 1)
+            self.progress.setValue(1 if job.state == "done" else 0)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -387,8 +388,10 @@ class ComparePanel(QWidget):
         t = res.timings
         self.timing.setText(
             "Timing (same run): "
-            + "; ".join(f"{n}: {t[n].per_slice_ms:.1f} ms/slice, {t[n].total_s:.2f} s total"
-                        for n in res.engines)  # fmt: skip
+            + "; ".join(
+                f"{n}: {t[n].per_slice_ms:.1f} ms/slice, {t[n].total_s:.2f} s total"
+                for n in res.engines
+            )  # fmt: skip
             + (f"<br>Warnings: {'; '.join(res.warnings)}" if res.warnings else "")
             + f"<br>Worst slice {entry.worst_z + 1} ({int(entry.flips_by_slice[entry.worst_z])}"
             " flipped voxels on the model grid)"
