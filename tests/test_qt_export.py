@@ -271,3 +271,25 @@ def test_report_preview_then_save(qtbot, win, tmp_path):
         and "Grad-CAM" in text
         and "Explanation and preprocessing views" in text
     )
+
+
+def test_preview_without_pdftoppm_shows_a_text_summary(qtbot, win, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QLabel
+
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # a machine without poppler-utils
+    dlg = win.exporter.open("report")
+    prev = dlg.show_preview()
+    with qtbot.waitSignal(prev.ready, timeout=60000) as sig:
+        pass
+    assert sig.args[0] == 0 and prev.fallback and prev.pages == []
+    text = prev.findChild(QLabel, "preview_text").text()
+    assert "pdftoppm is not installed" in text and "Review state: AI result, not reviewed" in text
+    qtbot.wait(50)
+    prev.grab().save(str(SHOTS / "report_preview_text.png"))
+    job = prev.save(tmp_path / "r.pdf")
+    with qtbot.waitSignal(job.finished, timeout=60000):
+        pass
+    data = (tmp_path / "r.pdf").read_bytes()
+    assert data == prev.pdf and data.startswith(b"%PDF")

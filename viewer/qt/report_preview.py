@@ -95,7 +95,7 @@ class ReportPreview(QDialog):
         self.fallback = False
         self.pages_box = QWidget(self)
         self.pages_lay = QVBoxLayout(self.pages_box)
-        self.pages_lay.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.pages_lay.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.pages_box)
@@ -177,6 +177,7 @@ class ReportPreview(QDialog):
         text.setWordWrap(True)
         text.setTextFormat(Qt.TextFormat.PlainText)
         text.setStyleSheet("background: white; padding: 12px;")
+        text.setFixedWidth(520)
         ctx, opts = self.dialog.ctx, self.options
         lines = [
             "Page images are unavailable (pdftoppm is not installed); summary of the report:",
@@ -191,7 +192,10 @@ class ReportPreview(QDialog):
         self.pages_lay.addWidget(text)
         try:
             img = QLabel(self.pages_box)
-            img.setPixmap(_pixmap(key_image_rgb(self.win.grid.active_view(), self.win.state)))
+            img.setObjectName("preview_key_image")
+            pix = _pixmap(key_image_rgb(self.win.grid.active_view(), self.win.state))
+            img.setPixmap(pix.scaledToWidth(520, Qt.TransformationMode.SmoothTransformation))
+            img.setToolTip("The active view (key image) at the time of the preview")
             self.pages_lay.addWidget(img)
         except Exception:  # noqa: BLE001 - the summary is enough
             log.debug("no key image for the text preview")
