@@ -250,7 +250,7 @@ def test_report_preview_then_save(qtbot, win, tmp_path):
     win.state.set_layer(HeatmapLayer("Grad-CAM", heat, z=5))
     win.edit.reader = "Dr A. Reader"
     dlg = win.exporter.open("report")
-    assert dlg.gradcam.isEnabled() and dlg.gradcam.isChecked() and not dlg.preprocess.isEnabled()
+    assert dlg.gradcam.isEnabled() and dlg.gradcam.isChecked()
     dlg.path.setText("/home/reader/exports/report.pdf")  # a tidy path for the screenshot
     qtbot.wait(50)
     SHOTS.mkdir(parents=True, exist_ok=True)

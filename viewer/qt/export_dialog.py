@@ -101,12 +101,15 @@ class ExportDialog(QDialog):
         self.gradcam.setObjectName("export_gradcam")
         self.preprocess = QCheckBox("Include the preprocessing view", self)
         self.preprocess.setObjectName("export_preprocess")
-        for box, views in (
-            (self.gradcam, self.ctx.gradcam),
-            (self.preprocess, self.ctx.preprocess),
+        # the preprocessing preview is pre-selected only while the reader can see it
+        pre_panel = getattr(getattr(win, "explain", None), "preprocess", None)
+        pre_seen = pre_panel is not None and pre_panel.isVisible()
+        for box, views, on in (
+            (self.gradcam, self.ctx.gradcam, True),
+            (self.preprocess, self.ctx.preprocess, pre_seen),
         ):
             box.setEnabled(bool(views))
-            box.setChecked(bool(views))
+            box.setChecked(bool(views) and on)
             box.setToolTip(_params_text(views) or "Nothing of this kind is shown for this series")
         form = QFormLayout()
         form.addRow("File", row)
