@@ -54,7 +54,7 @@ def test_seg_listed_under_its_series_and_loaded_as_overlay(qtbot, tmp_path):
         assert w.state.volume.meta.series_description == "Other"  # the larger series opens first
         assert list(w.seg_overlays.by_series) == [uid]
         items = w.seg_overlays.seg_items()
-        assert len(items) == 1 and items[0].text(0) == "Segmentation: seg.dcm"
+        assert len(items) == 1 and items[0].text(0) == "SEG: seg.dcm"
         path, stack_id = items[0].data(0, ROLE_SEG)
         parent = items[0].parent()
         assert "With SEG" in parent.text(0) and Path(path).name == "seg.dcm"
@@ -65,6 +65,10 @@ def test_seg_listed_under_its_series_and_loaded_as_overlay(qtbot, tmp_path):
         with qtbot.waitSignal(w.seg_overlays.loaded, timeout=30000) as sig:
             w.browser.tree.itemActivated.emit(items[0], 0)
         layer = sig.args[0]
+        qtbot.wait(50)
+        shots = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        w.grab().save(str(shots / "export_study_seg_overlay.png"))
         assert w.state.series_key == stack_id and w.state.volume.meta.series_instance_uid == uid
         assert w.state.layers[layer.name] is layer and layer.name == "seg:seg.dcm"
         assert np.array_equal(layer.labels, lab)

@@ -217,6 +217,9 @@ class ExportDialog(QDialog):
                 return None
         if kind == "report" and pdf is None and self.preview is not None:
             pdf = self.preview.pdf_for(opts)  # what the reader saw is what is saved
+        if pdf is None and self.win.state.volume is not None:
+            self.ctx = gather(self.win)  # edits made while the dialog was open are included
+            self.content.setText(self._content_text())
         ctx = self.ctx
         holder: dict[str, Any] = {}
 

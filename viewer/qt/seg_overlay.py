@@ -2,7 +2,7 @@
 
 When a scan finishes, a worker reads the header of every SEG among the scan's non-image objects
 (:func:`viewer.dicom.seg_reader.referenced_series_uids`) and the study browser shows each one as a
-"Segmentation: <file>" row under the series it references. Activating (double-clicking) such a
+"SEG: <file>" row under the series it references. Activating (double-clicking) such a
 row loads that series if needed, then reads the SEG onto it in a worker
 (:func:`viewer.dicom.seg_reader.read_seg`) and shows its label map as a
 :class:`viewer.state.LabelLayer` named ``"seg:<file>"`` with the SEG's segment names and colours
@@ -124,7 +124,7 @@ class SegOverlays(QObject):
         return list(self.by_series.get(series_uid, []))
 
     def decorate(self) -> None:
-        """Add a "Segmentation: file" row under each series item that has SEGs."""
+        """Add a "SEG: file" row under each series item that has SEGs."""
         result = self.win.browser.result
         if result is None:
             return
@@ -137,7 +137,7 @@ class SegOverlays(QObject):
                 if (path, stack.stack_id) in have:
                     continue
                 it = QTreeWidgetItem(
-                    item, [f"Segmentation: {_name(path)}", "SEG", "", "double-click to show"]
+                    item, [f"SEG: {_name(path)}", "SEG", "", "double-click to show"]
                 )
                 it.setData(0, ROLE_SEG, (path, stack.stack_id))
                 it.setForeground(0, QBrush(SEG_COLOR))
@@ -152,7 +152,7 @@ class SegOverlays(QObject):
         if n:
             self.win.message(
                 f"{n} segmentation object(s) for this series: double-click "
-                '"Segmentation: …" under the series in Studies to show it',
+                '"SEG: …" under the series in Studies to show it',
                 10000,
             )
 
