@@ -96,6 +96,8 @@ def run_cam(
     """Grad-CAM of slice ``z`` (``[y, x]``) or of every slice (``z=None``: ``[z, y, x]``).
 
     ``region``: boolean ``[z, y, x]`` on the volume grid (None: the twin's predicted mask).
+    A whole-series job runs torch with 1 intra-op thread (process-wide while it runs) so that
+    scrolling stays smooth; a single slice uses torch's default.
     For one slice only the slices the network input needs are handed over (no volume-sized
     temporary).
     """
@@ -105,11 +107,18 @@ def run_cam(
     model, default, lock = cam_model(package, "series" if z is None else "slice")
     layer = layer or default
     if z is None:
-        with lock:
-            return compute_cam_series(
-                model, volume, package, target_label=label, region=region, method=method,
-                target_layer=layer, progress=progress, cancel=cancel,
-            )  # fmt: skip
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # background work: leave a core to the GUI (PERF_NOTES)
+        try:
+            with lock:
+                return compute_cam_series(
+                    model, volume, package, target_label=label, region=region, method=method,
+                    target_layer=layer, progress=progress, cancel=cancel,
+                )  # fmt: skip
+        finally:
+            torch.set_num_threads(threads)
     nz = volume.voxels.shape[0]
     half = package.input.channels // 2
     lo, hi = max(0, z - half), min(nz, z + half + 1)
@@ -319,7 +328,10 @@ class GradCamPanel(QWidget):
         self.job = job = self.win.runner.submit(fn, name="Grad-CAM", key=key)
         self.progress.setRange(0, 0)
         where = "the whole series" if series else f"slice {z + 1}"
-        self.status.setText(f"{METHOD_NAMES[method]} of '{request['label_name']}' on {where} …")
+        first = "" if _models else " (first use: loading PyTorch and the model, a few seconds)"
+        self.status.setText(
+            f"{METHOD_NAMES[method]} of '{request['label_name']}' on {where} …{first}"
+        )
         job.progress.connect(self._progress)
         job.result.connect(lambda heat, r=request, v=vol: self._done(heat, r, v))
         job.error.connect(
