@@ -70,6 +70,14 @@ def export(qtbot, w, kind, path, **opts):
     return dlg
 
 
+def dciodvfy_clean(path: Path) -> None:
+    if shutil.which("dciodvfy"):
+        from test_export_seg import dciodvfy_errors
+
+        errors, warnings = dciodvfy_errors(path)
+        assert errors == [] and warnings == [], errors + warnings
+
+
 def pdf_text(path: Path) -> str:
     return subprocess.run(
         ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
@@ -129,6 +137,7 @@ def test_every_export_reads_back(qtbot, win, tmp_path):
     ).stdout
     assert "Pages:" in pages
     export(qtbot, win, "seg", out / "seg.dcm")
+    dciodvfy_clean(out / "seg.dcm")
     ds = pydicom.dcmread(out / "seg.dcm")
     assert ds.SeriesInstanceUID != vol.meta.series_instance_uid
     assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == vol.meta.series_instance_uid
@@ -183,8 +192,9 @@ def test_edits_give_types_reader_and_review(qtbot, win, tmp_path):
     kinds = {s.SegmentLabel: s.SegmentAlgorithmType for s in ds.SegmentSequence}
     assert kinds["lesion"] == "SEMIAUTOMATIC" and kinds["Nodule"] == "MANUAL"
     assert kinds["right lung"] == "AUTOMATIC"
-    assert str(ds.ContentCreatorName) == "Dr Edith Reader"
+    assert str(ds.ContentCreatorName) == "Reader^Edith^^Dr"  # PN form of the typed name
     assert not seg.has_unsaved_edits  # an export commits the edits
+    dciodvfy_clean(tmp_path / "seg.dcm")
     export(qtbot, win, "report", tmp_path / "report.pdf")
     text = pdf_text(tmp_path / "report.pdf")
     assert "Dr Edith Reader" in text and "edited, reviewed" in text and "Nodule" in text
@@ -208,6 +218,7 @@ def test_anonymised_exports_hold_no_identifiers(qtbot, win, tmp_path):
     assert scan_files(files, idents) == {}
     text = pdf_text(out / "report.pdf")
     assert "Exportova" not in text and PID not in text and "anonymised" in text
+    dciodvfy_clean(out / "seg.dcm")
     ds = pydicom.dcmread(out / "seg.dcm")
     assert str(ds.PatientIdentityRemoved) == "YES" and "Exportova" not in str(ds.PatientName)
 

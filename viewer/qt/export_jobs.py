@@ -19,7 +19,15 @@ from viewer.errors import ExportError
 from viewer.jobs import CancelCheck, Progress, check_cancel, report
 from viewer.qt.export_sources import ExportContext
 
-__all__ = ["DEFAULT_NAMES", "KINDS", "ExportOptions", "key_image_rgb", "report_pdf", "run_export"]
+__all__ = [
+    "DEFAULT_NAMES",
+    "KINDS",
+    "ExportOptions",
+    "key_image_rgb",
+    "person_name",
+    "report_pdf",
+    "run_export",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,26 @@ def key_image_rgb(view: Any, state: Any) -> np.ndarray:
                 )
             )
     return compose_key_image(rgb, calipers=calipers, pixel_spacing=view.geom.spacing)
+
+
+_PREFIXES = {"dr", "dr.", "prof", "prof.", "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "doc.", "med."}
+
+
+def person_name(text: str) -> str:
+    """A reader's name as typed ("Dr Edith Reader") → DICOM PN ``Reader^Edith^^Dr``.
+
+    Names already in PN form (with ``^``) are kept; a single word is the family name. Without this
+    a PN with spaces and no ``^`` is the retired person-name form (dciodvfy warns).
+    """
+    text = " ".join(str(text).split())
+    if not text or "^" in text:
+        return text
+    words = text.split(" ")
+    prefix = []
+    while len(words) > 1 and words[0].lower() in _PREFIXES:
+        prefix.append(words.pop(0))
+    family, given = words[-1], " ".join(words[:-1])
+    return "^".join([family, given, "", " ".join(prefix)]).rstrip("^")
 
 
 def _report_kwargs(ctx: ExportContext, opts: ExportOptions) -> dict[str, Any]:
@@ -179,13 +207,14 @@ def run_export(
         editors = ctx.source == "edits" and any(
             s.added_voxels or s.removed_voxels for s in (ctx.label_stats or [])
         )
+        creator = (person_name(opts.reader or ctx.reader) or None) if editors else None
         write_seg(
             path,
             ctx.volume,
             ctx.labels,
             _segments(ctx),
             anonymize=opts.anonymize,
-            content_creator_name=(opts.reader or ctx.reader or None) if editors else None,
+            content_creator_name=creator,
             progress=progress,
             cancel=cancel,
         )
