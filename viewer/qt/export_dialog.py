@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -322,7 +323,7 @@ def install_export(win: MainWindow) -> Exporter:
     """Add File → Export (before "Cancel running job") and return the :class:`Exporter`."""
     exporter = Exporter(win)
     file_menu = next(a.menu() for a in win.menuBar().actions() if a.menu() is not None)
-    menu = file_menu.__class__("&Export", file_menu)
+    menu = QMenu("&Export", file_menu)
     menu.setObjectName("menu_export")
     for kind, (text, _name, _f) in KINDS.items():
         act = QAction(text, win)
