@@ -153,3 +153,19 @@ def test_shipped_model_torch_vs_onnx_passes(win, qtbot):
     pair = panel.entry.result.pairs[0]
     assert pair.passed and pair.min_dice >= 0.999 and "PASS" in panel.verdict.text()
     assert "ms/slice" in panel.timing.text()
+
+
+def test_cancel_keeps_no_result(win, qtbot, gated_models):
+    win.segmentation.refresh_models()
+    assert win.segmentation.select_model("gated")
+    panel = compare_panel(win)
+    win.set_volume(gated_volume(), "c")
+    panel.set_engines("onnx", "onnx-int8")
+    job = panel.run()
+    assert panel.cancel_button.isEnabled() and not panel.run_button.isEnabled()
+    with qtbot.waitSignal(job.cancelled, timeout=10000):
+        panel.cancel()
+    qtbot.wait(10)
+    assert "c" not in panel.results and panel.entry is None
+    assert "cancelled" in panel.verdict.text() and panel.run_button.isEnabled()
+    assert not win.errors.records

@@ -200,3 +200,42 @@ def test_model_input_replay_is_the_network_input(win, explain, qtbot):
     text = mi.text.text()
     assert str(list(want.shape)) in text and "1.500×1.500 mm" in text
     assert mi.image.pixmap() is not None and not mi.image.pixmap().isNull()
+
+
+def test_gradcam_series_rect_region_and_per_series(win, explain, qtbot):
+    from compare_fixtures import shipped_package
+
+    from viewer.qt.analysis_gradcam import CAM_LAYER
+
+    shipped_package()
+    assert win.segmentation.select_model("lung-ct-unet")
+    cam = explain.gradcam
+    explain.show_tab("gradcam")
+    cam.refresh_package()
+    cam.label_box.setCurrentIndex(cam.label_box.findText("left lung"))
+    # whole series in the background: one heatmap per slice on the volume grid
+    job = cam.run(series=True)
+    with qtbot.waitSignal(job.finished, timeout=60000):
+        pass
+    layer = win.state.layers[CAM_LAYER]
+    assert layer.heat.shape == win.state.volume.shape and layer.z is None
+    assert all(layer.heat[z].max() > 0.5 for z in range(layer.heat.shape[0]))
+    nx = layer.heat.shape[2]
+    assert layer.heat[..., nx // 2 :].sum() > layer.heat[..., : nx // 2].sum()  # patient left
+    # a drawn rectangle as the target region (the reader's own question)
+    z = win.state.cursor[0]
+    ny = layer.heat.shape[1]
+    win.grid.views[0].add_measurement("rect", (ny * 0.3, nx * 0.55), (ny * 0.7, nx * 0.85))
+    cam.region_box.setCurrentIndex(cam.region_box.findData("rect"))
+    job = cam.run()
+    with qtbot.waitSignal(job.finished, timeout=60000):
+        pass
+    assert not win.errors.records, win.errors.records
+    rect_layer = win.state.layers[CAM_LAYER]
+    assert rect_layer.z == z and cam.last["region"] == "rect" and rect_layer.heat.max() > 0
+    # kept per series: another series clears it, coming back restores it
+    vol = win.state.volume
+    win.set_volume(phantom_series(), "other")
+    assert CAM_LAYER not in win.state.layers
+    win.set_volume(vol, "phantom")
+    assert win.state.layers[CAM_LAYER] is rect_layer

@@ -141,6 +141,7 @@ class GradCamPanel(QWidget):
         self.state = win.state
         self.job: Job | None = None
         self.results: dict[tuple, HeatmapLayer] = {}  # (series, label, method, layer, z|None)
+        self.shown: dict[str, HeatmapLayer] = {}  # per series: the heatmap last shown
         self.last: dict[str, Any] | None = None
         self.label_box = QComboBox(self)
         self.label_box.setObjectName("cam_label")
@@ -374,6 +375,7 @@ class GradCamPanel(QWidget):
         )  # fmt: skip
         key = tuple(request[k] for k in ("series", "label", "method", "layer", "region", "slice"))
         self.results[key] = layer
+        self.shown[request["series"]] = layer
         self.last = dict(request, max=float(np.max(heat)) if heat.size else 0.0)
         self.progress.setValue(self.progress.maximum())
         where = "series" if z is None else f"slice {z + 1}"
@@ -381,7 +383,7 @@ class GradCamPanel(QWidget):
             f"{METHOD_NAMES[request['method']]} of '{request['label_name']}' on {where} "
             f"(layer {request['layer'] or 'default'}, region: {request['region']})"
         )
-        if vol is self.state.volume:
+        if vol is self.state.volume and request["series"] == self.state.series_key:
             self.state.set_layer(layer)
 
     # ------------------------------------------------------------------ display
@@ -394,9 +396,13 @@ class GradCamPanel(QWidget):
             layer.cmap = self.cmap_box.currentText()
             self.state.layer_changed(CAM_LAYER)
 
-    def _on_volume(self, **_: Any) -> None:
+    def _on_volume(self, volume: Any = None, **_: Any) -> None:
+        """Per-series results: bring back this series' heatmap (set_volume cleared the layers)."""
         self.refresh_package()
         self._update_buttons()
+        layer = self.shown.get(self.state.series_key) if volume is not None else None
+        if layer is not None:
+            self.state.set_layer(layer)
         self._on_layers(name=CAM_LAYER)  # the link cleared the linked view after other panels
 
     def _on_layers(self, name: str = "", **_: Any) -> None:
