@@ -118,5 +118,13 @@ def test_seg_on_another_grid_is_refused_clearly(qtbot, tmp_path):
             "rows" in msg.lower() or "grid" in msg.lower() or "48" in msg
         ), msg
         assert not any(n.startswith("seg:") for n in w.state.layers)
+        # no segmentation on this series: the SEG export says so instead of writing an empty SEG
+        dlg = w.exporter.open("seg", show=False)
+        assert not dlg.export_button.isEnabled() and "no segmentation" in dlg.status.text()
+        job = dlg.export_to(tmp_path / "none.dcm")
+        with qtbot.waitSignal(job.finished, timeout=30000):
+            pass
+        assert not (tmp_path / "none.dcm").exists() and len(w.errors.records) == 2
+        assert "no segmentation" in w.errors.records[1].message
     finally:
         w.close()
