@@ -153,6 +153,17 @@ def test_shipped_model_torch_vs_onnx_passes(win, qtbot):
     pair = panel.entry.result.pairs[0]
     assert pair.passed and pair.min_dice >= 0.999 and "PASS" in panel.verdict.text()
     assert "ms/slice" in panel.timing.text()
+    # optional: the Grad-CAM heatmap (Explain dock) beside the ONNX engine's mask (view B)
+    from viewer.state import HeatmapLayer
+
+    heat = HeatmapLayer("gradcam", np.zeros(vol.shape, np.float32))
+    win.state.set_layer(heat)
+    assert "gradcam" not in panel.views.states[1].layers
+    panel.cam_check.setChecked(True)
+    assert panel.views.states[1].layers["gradcam"] is heat
+    assert "gradcam" not in panel.views.states[0].layers  # torch side: no heatmap
+    panel.cam_check.setChecked(False)
+    assert "gradcam" not in panel.views.states[1].layers
 
 
 def test_cancel_keeps_no_result(win, qtbot, gated_models):

@@ -175,6 +175,13 @@ def test_gradcam_button_makes_a_heatmap_on_the_slice(win, explain, qtbot):
     assert layer.heat[:, : nx // 2].sum() > layer.heat[:, nx // 2 :].sum()
     assert cam.last["method"] == "gradcam++" and cam.last["label_name"] == "right lung"
     assert cam.linked_state.layers[CAM_LAYER] is layer  # beside the mask in the linked view
+    # every candidate layer can be chosen; the default comes from model.json
+    job = cam.load_layers()
+    with qtbot.waitSignal(job.finished, timeout=30000):
+        pass
+    names = [cam.layer_box.itemData(i) for i in range(cam.layer_box.count())]
+    assert names[0] is None and "decoder.3" in names and len(names) > 5
+    assert cam.layer_box.itemText(0) == "default (decoder.3)"
     # rectangle region without a rectangle: a clear error, nothing run
     cam.region_box.setCurrentIndex(cam.region_box.findData("rect"))
     assert cam.run() is None
