@@ -182,7 +182,10 @@ def _import_probe(line: str) -> bool:
 def test_sitecustomize_really_blocks_sockets(env_dirs):
     """The harness itself can fail: a socket attempt is refused and recorded."""
     base, site, _ = env_dirs
-    code = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9))\nexcept OSError:\n    print('refused')"
+    code = (
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9))\n"
+        "except OSError:\n    print('refused')"
+    )
     r, attempts = _run([sys.executable, "-c", code], base, site, "probe")
     assert b"refused" in r.stdout
     assert attempts and "create_connection" in attempts[0]
