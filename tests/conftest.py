@@ -36,3 +36,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (real DICOM for development only)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path) -> Path:
+    """Where tests save window grabs: ``docs/screenshots`` only when ``CV_SAVE_SCREENSHOTS=1``.
+
+    A normal test run must not rewrite tracked files; refresh the docs' pictures with
+    ``CV_SAVE_SCREENSHOTS=1 python -m pytest -q -k screenshot`` (and look at them)."""
+    if os.environ.get("CV_SAVE_SCREENSHOTS") == "1":
+        d = ROOT / "docs" / "screenshots"
+    else:
+        d = tmp_path / "screenshots"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

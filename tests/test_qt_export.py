@@ -31,7 +31,6 @@ WIDE = {
 }
 CENTERS = (0.0, 0.6, 0.8, 1.0)  # the 100 HU square → label 3 "lesion", air → 0
 NAME, PID, BIRTH = "Exportova^Jana", "EXP-4711", "19610203"
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -251,7 +250,7 @@ def test_cancel_and_read_only_leave_no_file(qtbot, win, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
-def test_report_preview_then_save(qtbot, win, tmp_path):
+def test_report_preview_then_save(screenshot_dir, qtbot, win, tmp_path):
     win.state.set_cursor(5, 30, 40)
     win.state.add_measurement(
         Measurement("ruler", 0, 5, [(20.0, 30.0), (39.0, 49.0)], {"length_mm": 19.9})
@@ -264,14 +263,13 @@ def test_report_preview_then_save(qtbot, win, tmp_path):
     assert dlg.gradcam.isEnabled() and dlg.gradcam.isChecked()
     dlg.path.setText("/home/reader/exports/report.pdf")  # a tidy path for the screenshot
     qtbot.wait(50)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    dlg.grab().save(str(SHOTS / "export_dialog.png"))
+    dlg.grab().save(str(screenshot_dir / "export_dialog.png"))
     prev = dlg.show_preview()
     with qtbot.waitSignal(prev.ready, timeout=60000) as sig:
         pass
     assert sig.args[0] >= 1 and len(prev.pages) == sig.args[0] and prev.pages[0].shape[2] == 3
     qtbot.wait(50)
-    prev.grab().save(str(SHOTS / "report_preview.png"))
+    prev.grab().save(str(screenshot_dir / "report_preview.png"))
     job = prev.save(tmp_path / "report.pdf")
     with qtbot.waitSignal(job.finished, timeout=60000):
         pass
@@ -284,7 +282,7 @@ def test_report_preview_then_save(qtbot, win, tmp_path):
     )
 
 
-def test_preview_without_pdftoppm_shows_a_text_summary(qtbot, win, tmp_path, monkeypatch):
+def test_preview_without_pdftoppm_shows_a_text_summary(screenshot_dir, qtbot, win, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QLabel
 
     empty = tmp_path / "empty-bin"
@@ -298,7 +296,7 @@ def test_preview_without_pdftoppm_shows_a_text_summary(qtbot, win, tmp_path, mon
     text = prev.findChild(QLabel, "preview_text").text()
     assert "pdftoppm is not installed" in text and "Review state: AI result, not reviewed" in text
     qtbot.wait(50)
-    prev.grab().save(str(SHOTS / "report_preview_text.png"))
+    prev.grab().save(str(screenshot_dir / "report_preview_text.png"))
     job = prev.save(tmp_path / "r.pdf")
     with qtbot.waitSignal(job.finished, timeout=60000):
         pass

@@ -43,7 +43,7 @@ def study_with_seg(root: Path) -> tuple[Path, np.ndarray, str]:
     return root, lab, vol.meta.series_instance_uid
 
 
-def test_seg_listed_under_its_series_and_loaded_as_overlay(qtbot, tmp_path):
+def test_seg_listed_under_its_series_and_loaded_as_overlay(qtbot, tmp_path, screenshot_dir):
     root, lab, uid = study_with_seg(tmp_path / "study")
     w = MainWindow(recording_errors=True)
     qtbot.addWidget(w)
@@ -66,9 +66,7 @@ def test_seg_listed_under_its_series_and_loaded_as_overlay(qtbot, tmp_path):
             w.browser.tree.itemActivated.emit(items[0], 0)
         layer = sig.args[0]
         qtbot.wait(50)
-        shots = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-        shots.mkdir(parents=True, exist_ok=True)
-        w.grab().save(str(shots / "export_study_seg_overlay.png"))
+        w.grab().save(str(screenshot_dir / "export_study_seg_overlay.png"))
         assert w.state.series_key == stack_id and w.state.volume.meta.series_instance_uid == uid
         assert w.state.layers[layer.name] is layer and layer.name == "seg:seg.dcm"
         assert np.array_equal(layer.labels, lab)
