@@ -55,7 +55,16 @@ def data(tmp_path_factory):
 def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     e = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     e.update(env or {})
-    return subprocess.Popen(args, cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        # a shell without job control starts background jobs with SIGINT ignored, and Python
+        # then installs no KeyboardInterrupt handler: give the child the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _wait_for(proc: subprocess.Popen, marker: bytes, timeout: float = 120.0) -> bytes:

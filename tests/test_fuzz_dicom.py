@@ -160,6 +160,20 @@ def test_size_that_cannot_fit_is_refused_before_allocating(tmp_path, src):
     assert peak < 64 << 20, f"peak {peak / 2**20:.0f} MiB"
 
 
+def test_short_fuzz_run_on_real_data(shared_data, tmp_path, runner):
+    """Mutations of real scanner files from ../shared/data (skipped when absent)."""
+    real = [
+        s
+        for s in build_seeds(tmp_path, shared_data=shared_data, max_shared=8)
+        if s.name == "shared-data"
+    ]
+    if not real:
+        pytest.skip("no small DICOM files in ../shared/data")
+    rng = random.Random(5)
+    outcomes = [runner.run(make_case(2000 + i, real, rng)) for i in range(20)]
+    assert not _fail(outcomes), "\n".join(_fail(outcomes))
+
+
 def test_load_path_on_fully_broken_folder_is_one_typed_error(tmp_path):
     for i in range(5):
         (tmp_path / f"x{i}.dcm").write_bytes(
