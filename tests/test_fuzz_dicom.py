@@ -186,3 +186,31 @@ def test_load_path_on_fully_broken_folder_is_one_typed_error(tmp_path):
 def test_run_case_classifies_a_clean_series(tmp_path):
     write_series(tmp_path, np.zeros((3, 16, 16)))
     assert run_case(tmp_path)[0] == "loaded"
+
+
+def test_truncated_jpegls_declined_by_the_fast_codec_route(tmp_path):
+    """Found by the 10,000-case run: CharLS (imagecodecs) spent 2.6-6 s on some truncated
+    JPEG-LS codestreams; the fast route now declines a stream without its end marker and the
+    pydicom route answers at once."""
+    from pydicom.encaps import encapsulate, generate_frames
+
+    from viewer.dicom.fastcodecs import decode_fast, fast_codec_ok
+
+    p = write_series(
+        tmp_path,
+        np.random.default_rng(7).normal(0, 300, (1, 32, 32)),
+        transfer_syntax="1.2.840.10008.1.2.4.80",
+    )[0]
+    ds = pydicom.dcmread(p)
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[: len(frame) // 2]])
+    ds.save_as(p, enforce_file_format=False)
+    info = scan(tmp_path).stacks[0].first
+    if not fast_codec_ok(info):
+        pytest.skip("imagecodecs route unavailable")
+    with pytest.raises(ValueError, match="end marker"):
+        decode_fast(info)
+    try:  # the pydicom decoders answer at once: a (partial) image or a per-file reason
+        assert load_stack(scan(tmp_path).stacks[0]).shape == (1, 32, 32)
+    except DicomError as exc:
+        assert "could not be decoded" in str(exc) or "no image" in str(exc)

@@ -93,7 +93,12 @@ def decode_fast(info: FileInfo) -> np.ndarray:
     """Stored values [rows, cols] of the single frame of ``info`` (raises on any surprise)."""
     from viewer.dicom.decode import fix_bits
 
-    arr = _decode_codestream(FAST_CODEC_SYNTAXES[info.transfer_syntax], _fragment(info))
+    buf = _fragment(info)
+    if buf.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        # no end-of-image marker: truncated. CharLS can spend seconds on some truncated JPEG-LS
+        # streams (fuzzing, docs/reliability.md); the pydicom route fails them at once
+        raise ValueError("codestream has no end marker (FFD9): truncated")
+    arr = _decode_codestream(FAST_CODEC_SYNTAXES[info.transfer_syntax], buf)
     if arr.shape != (info.rows, info.columns) or arr.dtype.kind not in "iu" or arr.itemsize > 2:
         raise ValueError(f"imagecodecs returned {arr.shape} {arr.dtype}")
     bits = 8 * max(arr.itemsize, info.bits_allocated // 8)
