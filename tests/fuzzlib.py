@@ -422,7 +422,7 @@ def _write_zip(case: Case, path: Path) -> None:
             with zf.open("bomb.dcm", "w", force_zip64=True) as w:
                 w.write(data[:132])
                 chunk = bytes(1 << 24)
-                for _ in range(128):
+                for _ in range(int(case.zip_spec.get("bomb_mib", 2048)) // 16):
                     w.write(chunk)
             for name, data in case.files:
                 zf.writestr(name, data)
