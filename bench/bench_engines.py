@@ -11,6 +11,7 @@ infer, resize logits back, argmax). Prints a markdown table and writes ``docs/be
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -26,14 +27,16 @@ from inference.package import load_package  # noqa: E402
 from inference.quantize import ort_session  # noqa: E402
 
 
-def _median_ms(fn, x: np.ndarray, runs: int) -> float:
+def _median_ms(fn, x: np.ndarray, runs: int) -> tuple[float, float]:
+    """Median wall-clock and process-CPU milliseconds per call."""
     fn(x)  # warm-up
-    ts = []
+    ts, cs = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn(x)
         ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1000.0
+        cs.append(time.process_time() - c)
+    return statistics.median(ts) * 1000.0, statistics.median(cs) * 1000.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=256, help="model input H = W (pixels at the model spacing)")
     ap.add_argument("--series", type=int, default=300, help="slices of the end-to-end series (0 = skip)")
+    ap.add_argument("--no-s8s8", action="store_true", help="skip the s8/s8 INT8 variant (quantised here)")
     a = ap.parse_args(argv)
     import torch
 
@@ -60,14 +64,32 @@ def main(argv: list[str] | None = None) -> int:
     engines = {"torch eager": torch_eager,
                "ORT FP32": lambda x: s32.run(["logits"], {"image": x})[0],
                "ORT INT8": lambda x: s8.run(["logits"], {"image": x})[0]}
+    if not a.no_s8s8:  # the quantiser's default type combination, for comparison with the shipped u8/s8
+        import tempfile
+
+        from inference.export import parity_inputs
+        from inference.quantize import quantize_int8
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-s8s8-"))
+        q = quantize_int8(pkg.file("onnx"), tmp / "s8s8.onnx", parity_inputs(a.size, a.size, 8, 1, 0),
+                          activations="s8", weights="s8")
+        s8s8 = ort_session(q, a.threads)
+        engines_extra = {"ORT INT8 s8/s8": lambda x: s8s8.run(["logits"], {"image": x})[0]}
+    else:
+        engines_extra = {}
     rng = np.random.default_rng(0)
     rows, per = [], {}
+    load0 = os.getloadavg()[0]
     for b in (1, 8):
         x = rng.random((b, 1, a.size, a.size), dtype=np.float32)
         for name, fn in engines.items():
-            ms = _median_ms(fn, x, a.runs if b == 1 else max(3, a.runs // 3))
+            ms, cpu = _median_ms(fn, x, a.runs if b == 1 else max(3, a.runs // 3))
             per[(name, b)] = ms / b
-            rows.append(f"| {name} | {b} | {ms / b:.1f} | {1000.0 * b / ms:.1f} |")
+            rows.append(f"| {name} | {b} | {ms / b:.1f} | {1000.0 * b / ms:.1f} | {cpu / b:.1f} |")
+    x1 = rng.random((1, 1, a.size, a.size), dtype=np.float32)
+    for name, fn in engines_extra.items():
+        ms, cpu = _median_ms(fn, x1, a.runs)
+        rows.append(f"| {name} (not shipped) | 1 | {ms:.1f} | {1000.0 / ms:.1f} | {cpu:.1f} |")
     r_onnx = {b: per[("torch eager", b)] / per[("ORT FP32", b)] for b in (1, 8)}
     r_int8 = {b: per[("ORT FP32", b)] / per[("ORT INT8", b)] for b in (1, 8)}
     e2e = []
@@ -86,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     md = "\n".join([
         f"Model `{pkg.name}` {pkg.version}, input {a.size}×{a.size}, {a.threads} threads, "
         f"{platform.processor() or platform.machine()}, medians of {a.runs} runs (batch 8: {max(3, a.runs // 3)}).",
-        "", "| engine | batch | ms / slice | slices / s |", "|---|---|---|---|", *rows, "",
+        f"1-min load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end, on {os.cpu_count()} CPUs "
+        "(a load above the CPU count means other jobs shared the CPUs during the run and wall times "
+        "are inflated; CPU ms per slice is less sensitive to that).",
+        "", "| engine | batch | ms / slice (wall) | slices / s | CPU ms / slice |", "|---|---|---|---|---|",
+        *rows, "",
         f"ONNX FP32 vs torch eager: {r_onnx[1]:.2f}× (batch 1), {r_onnx[8]:.2f}× (batch 8); target ≥ 2×.  ",
         f"INT8 vs FP32: {r_int8[1]:.2f}× (batch 1), {r_int8[8]:.2f}× (batch 8); target ≥ 1.5×.", "",
         *(["| end to end | series | time |", "|---|---|---|", *e2e, "", "Target: 300 slices ≤ 10 s."] if e2e else []),

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -70,7 +69,7 @@ def segment(engine, hu: np.ndarray, spacing_yx: tuple[float, float], spec, batch
     interp = cv2.INTER_AREA if nh * nw < h * w else cv2.INTER_LINEAR
     for s in range(0, z, batch):
         xs = np.zeros((min(batch, z - s), 1, ph, pw), np.float32)
-        xs[...] = normalize_window(np.float32(spec.pad_value_hu), spec.window_center, spec.window_width)
+        xs[...] = normalize_window(np.full(1, spec.pad_value_hu, np.float32), spec.window_center, spec.window_width)[0]
         for i in range(xs.shape[0]):
             r = cv2.resize(hu[s + i], (nw, nh), interpolation=interp)
             xs[i, 0, top : top + nh, left : left + nw] = normalize_window(r, spec.window_center, spec.window_width)
@@ -81,15 +80,11 @@ def segment(engine, hu: np.ndarray, spacing_yx: tuple[float, float], spec, batch
     return out
 
 
-def largest_components(lab: np.ndarray) -> np.ndarray:
-    """Keep the largest 3D component of each lung label (1, 2); drop lesions not touching lung."""
-    out = lab.copy()
-    for v in (1, 2):
-        cc, n = ndi.label(lab == v)
-        if n > 1:
-            sizes = ndi.sum_labels(np.ones_like(cc), cc, index=np.arange(1, n + 1))
-            out[(cc > 0) & (cc != 1 + int(np.argmax(sizes)))] = 0
-    return out
+def postprocess(lab: np.ndarray, spacing: tuple[float, float, float], pkg) -> np.ndarray:
+    """The app's post-processing with the package defaults (largest 3D component per lung, ...)."""
+    from inference.postprocess import postprocess_labels, resolve_settings
+
+    return postprocess_labels(lab, spacing, resolve_settings(pkg.postprocess, None))[0]
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -155,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         preds = {}
         for ek, eng in engines.items():
             raw = segment(eng, hu, sp[1:], spec)
-            pp = largest_components(raw)
+            pp = postprocess(raw, sp, pkg)
             preds[ek] = pp
             r[ek] = {"raw": lung_scores(raw, ref), "post": lung_scores(pp, ref),
                      "lesion_voxels": int((raw == 3).sum())}
@@ -196,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     for ek, eng in engines.items():
         raw = segment(eng, hu, sp[1:], spec)
         r[ek] = {"lung_ml_raw": float(np.isin(raw, (1, 2)).sum() * vox_ml),
-                 "lung_ml_post": float(np.isin(largest_components(raw), (1, 2)).sum() * vox_ml),
+                 "lung_ml_post": float(np.isin(postprocess(raw, sp, pkg), (1, 2)).sum() * vox_ml),
                  "lesion_ml": float((raw == 3).sum() * vox_ml),
                  "slices_with_lung": int(np.isin(raw, (1, 2)).any((1, 2)).sum())}
         if ek == "fp32":

@@ -37,7 +37,7 @@ def _list(rest: list[str]) -> int:
         rows.append({"name": pkg.name, "version": pkg.version, "path": str(pkg.root),
                      "files": sorted(pkg.files), "labels": [lab.name for lab in pkg.labels],
                      "provisional": bool(val.get("provisional", False)),
-                     "heldout_dice": syn})
+                     "heldout_dice": {pkg.label_name(int(k)): v for k, v in syn.items()}})
     if a.json:
         print(json.dumps({"packages": rows, "problems": problems}, indent=2))
         return 0

@@ -59,10 +59,19 @@ def write_model_json(root: Path, meta: dict[str, Any]) -> Path:
 
 
 def _phantom_version(generator: str) -> str:
+    """``__version__`` of the generator module if it has one, else a hash of its package sources."""
+    import hashlib
     import importlib
 
     mod = importlib.import_module(generator.partition(":")[0])
-    return str(getattr(mod, "__version__", getattr(mod, "GENERATOR_VERSION", "unknown")))
+    ver = getattr(mod, "__version__", getattr(mod, "GENERATOR_VERSION", None))
+    if ver is not None:
+        return str(ver)
+    src = Path(str(mod.__file__))
+    h = hashlib.sha256()
+    for f in sorted(src.parent.glob(src.stem + "*.py")):  # phantom.py + phantom_*.py
+        h.update(f.read_bytes())
+    return f"sources-sha256:{h.hexdigest()[:16]}"
 
 
 def export_package(
@@ -112,7 +121,7 @@ def export_package(
                   "parameters": count_parameters(model)},
         "output": {"kind": "logits", "activation": "softmax"},
         "postprocess": {"largest_component_labels": [1, 2], "fill_holes_labels": [1, 2],
-                        "min_component_mm3": {"3": 10.0}},
+                        "fill_holes_mode": "2d", "min_component_mm3": {"3": 10.0}},
         "training": {
             "data": {**data, "generator_version": _phantom_version(data["generator"])},
             "seed": cfg["seed"], "steps": ck["step"], "steps_planned": cfg["steps"], "batch": cfg["batch"],
@@ -168,7 +177,8 @@ def quantize_package(
     meta["files"]["onnx_int8"] = {"path": "model.int8.onnx"}
     meta["parity"]["int8_vs_fp32"] = {**res, "calibration": {"slices": calib_n, "seed": CALIB_SEED,
                                       "method": "MinMax", "format": "QDQ", "activations": activations,
-                                      "weights": weights, "per_channel": True}}
+                                      "weights": weights, "per_channel": True,
+                                      "fp32_nodes": "output head (1x1 conv producing the logits)"}}
     write_model_json(root, meta)
     report(progress, 3, 3, "verified")
     return res
