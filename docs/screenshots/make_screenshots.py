@@ -78,6 +78,13 @@ def main() -> int:
         if job is not None:
             wait(app, lambda: job.state not in ("pending", "running"), timeout=900)
             w.state.set_layout("2x2")
+            ctl = panel.controls
+            wait(app, lambda: ctl.stats_table.rowCount() > 0)
+            rows = [ctl.stats_table.item(r, 0).text() for r in range(ctl.stats_table.rowCount())]
+            lesion = next((r for r, t in enumerate(rows) if t.strip().endswith(" 1")), None)
+            if lesion is not None:  # click the largest lesion: every view jumps to it
+                ctl.stats_table.setCurrentCell(lesion, 0)
+                ctl._stats_clicked(lesion, 0)
             wait(app, lambda: True)
             w.grab().save(str(HERE / "segmentation.png"))
     print("errors:", [r.message for r in w.errors.records])

@@ -56,7 +56,7 @@ def corner_texts(view: SliceView) -> dict[str, str]:
     else:
         pos = f"Pos: {vol.index_to_lps(*st.cursor)[0 if view.axis == 2 else 1]:.1f} mm"
     c, w = st.window
-    bl = f"Im: {idx + 1}/{n}   {pos}\nW: {w:.0f}  L: {c:.0f}"
+    bl = f"Im: {idx + 1}/{n}\n{pos}\nW: {w:.0f}  L: {c:.0f}"
     br = f"Zoom: {view.zoom_percent():.0f}%"
     return {"tl": tl, "tr": tr, "bl": bl, "br": br}
 
