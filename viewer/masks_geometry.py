@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 __all__ = [
     "Box",
@@ -226,6 +225,8 @@ def island_labels(mask: np.ndarray, connectivity: int = 1) -> tuple[np.ndarray, 
     """
     if not 1 <= connectivity <= mask.ndim:
         raise ValueError(f"connectivity must be 1..{mask.ndim}, got {connectivity}")
+    from scipy import ndimage  # lazy: scipy costs ~0.5 s of GUI start-up
+
     structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
     labels, n = ndimage.label(mask, structure=structure)
     counts = np.bincount(labels.ravel(), minlength=n + 1)
