@@ -177,6 +177,7 @@ def compare_engines(
     batch_size: int = 1,
     spacing: tuple[float, float, float] | None = None,
     threads: int | None = None,
+    postprocess: bool = False,
 ) -> ComparisonResult:
     """Run ``engines`` on the same model input of ``volume_like`` and compare each with the first.
 
@@ -192,6 +193,10 @@ def compare_engines(
     progress, cancel : job protocol (per batch); raises ``Cancelled``.
     thresholds : verdict thresholds (defaults: Dice ≥ 0.999 FP32, ≥ 0.99 INT8).
     batch_size : slices per engine call.
+    postprocess : compare the masks after the package's post-processing
+        (:func:`inference.postprocess.postprocess_labels`, ``model.json`` settings, applied to
+        every engine's mask on the model grid) instead of the raw argmax masks. Logit
+        differences are always those of the raw outputs.
     """
     from inference.preprocess_input import orientation_of, prepare_slices, slice_geometry
 
@@ -309,6 +314,14 @@ def compare_engines(
         count += int(np.prod(ref.shape)) if ref is not None else 0
         report(progress, zs[-1] + 1, nz, f"compared slice {zs[-1] + 1}/{nz}")
 
+    pp_records: dict[str, Any] = {}
+    if postprocess:
+        from inference.postprocess import postprocess_labels, resolve_settings
+
+        settings = resolve_settings(package.postprocess, None)
+        for n in names:
+            labels[n], record = postprocess_labels(labels[n], grid_spacing, settings, cancel=cancel)
+            pp_records[n] = record
     label_names = {lab.value: lab.name for lab in package.labels}
     pairs = []
     for n in names[1:]:
@@ -348,4 +361,5 @@ def compare_engines(
         z_flipped,
         orient,
         geom,
+        postprocess=pp_records if postprocess else None,
     )

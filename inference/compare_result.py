@@ -163,6 +163,9 @@ class ComparisonResult:
     z_flipped: bool = False
     _orient: Any = field(default=None, repr=False)
     _geom: Any = field(default=None, repr=False)
+    postprocess: dict[str, Any] | None = (
+        None  # per engine: what post-processing changed (None: raw)
+    )
 
     @property
     def reference(self) -> str:
@@ -252,6 +255,8 @@ class ComparisonResult:
                 },
                 "pairs": [p.to_dict(per_slice) for p in self.pairs],
                 "timing": {n: t.to_dict() for n, t in self.timings.items()},
+                "masks": "post-processed" if self.postprocess is not None else "raw argmax",
+                "postprocess": self.postprocess,
                 "warnings": list(self.warnings),
             }
         )

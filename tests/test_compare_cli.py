@@ -122,6 +122,10 @@ def test_compare_passes_and_writes_outputs(tmp_path, dicom_dir, capsys):
         ]
     )
     anon_doc = json.loads((tmp_path / "anon" / "compare.json").read_text())
+    assert doc["masks"] == "raw argmax" and anon_doc["masks"] == "raw argmax"
+    args = ["compare", str(dicom_dir), "--model", "tiny", "--engines=torch,onnx", "--postprocess"]
+    assert main([*args, "--out", str(tmp_path / "pp")]) == 0
+    assert json.loads((tmp_path / "pp" / "compare.json").read_text())["masks"] == "post-processed"
     assert (
         code == 0
         and "series_instance_uid" not in anon_doc["series"]

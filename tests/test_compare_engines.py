@@ -126,6 +126,31 @@ def test_volume_input_through_the_package(gated, tmp_path):
     ).any()  # lesion label where the blobs are
 
 
+def test_postprocessed_masks(gated, tmp_path):
+    """With post-processing, lesion components below the package's size limit are removed from
+    every engine's mask before comparing: the perturbed engine's (small) lesion loss vanishes."""
+    import json as _json
+
+    from inference.preprocess_input import ArrayVolume
+
+    _, good, bad = gated
+    root = write_package(tmp_path / "pkg", "gated", {"onnx": good, "onnx_int8": bad})
+    mj = _json.loads((root / "model.json").read_text())
+    mj["postprocess"] = {"min_component_mm3": {"2": 1e6}}  # every lesion component is "too small"
+    (root / "model.json").write_text(_json.dumps(mj))
+    pkg = load_package(root)
+    hu = gated_input(nz=8, lesion_slices=(1, 2))[:, 0] * 2.0 - 1.0
+    vol = ArrayVolume(hu.astype(np.float32), (3.0, 0.7, 0.7), np.eye(3))
+    raw = compare_engines(vol, pkg, ["onnx", "onnx-int8"])
+    post = compare_engines(vol, pkg, ["onnx", "onnx-int8"], postprocess=True)
+    assert not raw.passed and post.passed
+    assert raw.pairs[0].logits_max_abs == post.pairs[0].logits_max_abs  # raw logits either way
+    assert not (post.labels["onnx"] == 2).any() and (raw.labels["onnx"] == 2).any()
+    d = post.to_dict()
+    assert d["masks"] == "post-processed" and raw.to_dict()["masks"] == "raw argmax"
+    assert d["postprocess"]["onnx"]["min_component_mm3"] == {"2": 1e6}
+
+
 def test_cancel_and_bad_engines(gated, tmp_path):
     from inference.jobs import CancelToken
 

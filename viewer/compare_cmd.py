@@ -11,6 +11,9 @@ Headless, no Qt. Loads one series, runs the engines on the same model input
   mask and the difference map (orange only A, azure only B, magenta label swapped);
 * ``report.pdf`` when the report exporter is installed (:func:`_write_report`).
 
+``--postprocess`` compares the masks after the package's post-processing (default: the raw
+argmax masks, i.e. the networks themselves).
+
 Exit codes: 0 every verdict passed; 1 a verdict failed (so a script can gate a deployment on it);
 2 bad input (path, series, model, engine list; message on stderr).
 """
@@ -228,7 +231,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     bar = ProgressBar("compare")
     try:
-        result = compare_engines(vol, package, engines, progress=bar, thresholds=thresholds)
+        result = compare_engines(
+            vol,
+            package,
+            engines,
+            progress=bar,
+            thresholds=thresholds,
+            postprocess=bool(getattr(args, "postprocess", False)),
+        )
     finally:
         bar.close()
     out = ensure_folder(args.out)
