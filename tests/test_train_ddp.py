@@ -22,16 +22,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_torchrun_two_process_gloo(tmp_path) -> None:
-    out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+def _cmd(out: Path) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
            f"--master_port={_free_port()}", "--master_addr=127.0.0.1",
            "-m", "inference.train", "--out", str(out), "--device", "cpu", "--steps", "3", "--batch", "2",
            "--base", "4", "--depth", "2", "--threads", "1", "--pool", "8", "--lifetime", "2", "--canvas", "64",
            "--crop", "32", "--spacing-mm", "6", "--hires-fraction", "0", "--gen-kwargs", '{"size": 64}',
            "--val-n", "2", "--val-every", "3", "--log-every", "1", "--ckpt-every", "3"]
+
+
+def test_torchrun_two_process_gloo(tmp_path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    # one retry with a fresh port and folder: the free port can be taken by another process between
+    # _free_port() and torchrun's bind. One unexplained failure on the busy shared machine did not
+    # reproduce in 4 reruns; a real DDP bug fails both attempts (and prints the output).
+    for attempt in range(2):
+        out = tmp_path / f"ddp{attempt}"
+        r = subprocess.run(_cmd(out), cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        if r.returncode == 0:
+            break
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps_done"] == 3
