@@ -6,10 +6,12 @@ Settings (defaults from ``model.json`` ``"postprocess"``; a caller's dict overri
      "largest_component_labels": [1, 2],     # keep only the largest 3-D component of each lung
      "fill_holes_labels": [1, 2],            # fill background holes enclosed by the label
      "fill_holes_mode": "2d",                # "2d" (per axial slice) or "3d"
+     "require_contact": {"3": [1, 2]},       # lesion components touching no lung → background
      "enabled": true}                        # false: return the labels untouched
 
 Order: small lesions removed first (their holes in the lung are then filled), then the largest
-component per lung, then hole filling. Only *background* voxels are filled, so a lesion inside
+component per lung, then components that touch none of their required labels (a "lung lesion"
+floating on the CT table or in bowel gas is not one), then hole filling. Only *background* voxels are filled, so a lesion inside
 a lung keeps its label. Connectivity is 26 (3-D) / 8 (2-D). All with ``scipy.ndimage``, on the
 bounding box of each label.
 """
@@ -35,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "largest_component_labels": [],
     "fill_holes_labels": [],
     "fill_holes_mode": "2d",
+    "require_contact": {},
 }
 _KEYS = set(DEFAULTS)
 
@@ -59,6 +62,9 @@ def resolve_settings(
         }
         s["largest_component_labels"] = [int(v) for v in s["largest_component_labels"] or []]
         s["fill_holes_labels"] = [int(v) for v in s["fill_holes_labels"] or []]
+        s["require_contact"] = {
+            int(k): [int(v) for v in vs] for k, vs in dict(s["require_contact"] or {}).items()
+        }
     except (TypeError, ValueError) as exc:
         raise PackageError(
             f"postprocess settings malformed ({exc}); see inference.postprocess"
@@ -135,6 +141,26 @@ def _keep_largest(labels: np.ndarray, value: int) -> int:
     return int(drop.sum())
 
 
+def _remove_without_contact(labels: np.ndarray, value: int, others: list[int]) -> int:
+    """Remove 26-connected components of ``value`` that touch no voxel of ``others``."""
+    box = _bbox(labels == value)
+    if box is None:
+        return 0
+    # one voxel of margin so that contact across the box border is seen
+    pad = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, labels.shape, strict=True))
+    sub = labels[pad]
+    found = _components(sub, value)
+    if found is None:
+        return 0
+    pos, ids, sizes = found
+    near = ndimage.binary_dilation(np.isin(sub, others), structure=_FULL3)
+    touching = np.zeros(sizes.size, bool)
+    touching[np.unique(ids[near[pos]])] = True
+    drop = ~touching[ids]
+    sub[tuple(p[drop] for p in pos)] = 0
+    return int(drop.sum())
+
+
 def _fill_holes(labels: np.ndarray, value: int, mode: str) -> int:
     """Set background voxels enclosed by ``labels == value`` to ``value``.
 
@@ -190,6 +216,7 @@ def postprocess_labels(
         "largest_component_labels": list(settings["largest_component_labels"]),
         "fill_holes_labels": list(settings["fill_holes_labels"]),
         "fill_holes_mode": settings["fill_holes_mode"],
+        "require_contact": {str(k): v for k, v in settings["require_contact"].items()},
         "connectivity": "26 (3-D components); holes: 4-connected background per slice (2d) or "
         "6 (3d)",
         "changed_voxels": {},
@@ -204,6 +231,9 @@ def postprocess_labels(
     for value in settings["largest_component_labels"]:
         check_cancel(cancel)
         changed[f"largest_component_{value}"] = _keep_largest(out, value)
+    for value, others in settings["require_contact"].items():
+        check_cancel(cancel)
+        changed[f"removed_without_contact_{value}"] = _remove_without_contact(out, value, others)
     for value in settings["fill_holes_labels"]:
         check_cancel(cancel)
         changed[f"filled_holes_{value}"] = _fill_holes(out, value, settings["fill_holes_mode"])

@@ -54,6 +54,20 @@ class TestPostprocess:
         }
         assert rec["min_component_mm3"] == {"3": 10.0}
 
+    def test_lesion_without_lung_contact_removed(self) -> None:
+        lab = _labels()
+        lab[3, 36:39, 40:44] = 3  # a "lesion" on the table: 12 voxels, 2 rows below the left lung
+        lab[3, 15:18, 25:27] = 3  # juxtapleural: touches the right lung's edge (x = 24) → kept
+        s = resolve_settings({"require_contact": {"3": [1, 2]}}, None)
+        out, rec = postprocess_labels(lab, SP, s)
+        assert (out[3, 36:39, 40:44] == 0).all()
+        assert (out[3, 15:18, 25:27] == 3).all() and (out[2, 10:13, 10:13] == 3).all()
+        assert (out[5, 38:40, 0:2] == 0).all()  # the far corner lesion touches no lung either
+        assert rec["changed_voxels"] == {"removed_without_contact_3": 12 + 4}
+        assert rec["require_contact"] == {"3": [1, 2]}
+        with pytest.raises(PackageError, match="postprocess settings malformed"):
+            resolve_settings({"require_contact": {"3": ["lung"]}}, None)
+
     def test_removed_lesion_inside_lung_becomes_lung(self) -> None:
         lab = _labels()
         s = resolve_settings({"fill_holes_labels": [1], "min_component_mm3": {"3": 100.0}}, None)
