@@ -283,3 +283,11 @@ def test_segment_cli_to_full_disk(series_dir, models, tmp_path):
         assert leftovers == [], leftovers
     finally:
         _umount(d)
+
+
+def test_convert_cli_to_read_only_folder(series_dir, read_only_dir):
+    r = _cli("convert", str(series_dir), "--out", str(read_only_dir / f"{NAME}.nii.gz"))
+    err = r.stderr.decode("utf-8", errors="replace")
+    assert r.returncode == 2, err
+    assert "not writable" in err and "Traceback" not in err, err
+    assert list(read_only_dir.iterdir()) == []
