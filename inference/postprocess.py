@@ -27,7 +27,7 @@ from scipy import ndimage
 from inference.jobs import CancelCheck, check_cancel
 from inference.package import PackageError
 
-__all__ = ["resolve_settings", "postprocess_labels", "DEFAULTS"]
+__all__ = ["resolve_settings", "postprocess_labels", "bbox3d", "DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def resolve_settings(
     return s
 
 
-def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
+def bbox3d(mask: np.ndarray) -> tuple[slice, ...] | None:
     """Bounding box of a boolean [z, y, x] mask as slices; None when empty."""
     zs = np.flatnonzero(mask.any(axis=(1, 2)))
     if zs.size == 0:
@@ -113,7 +113,7 @@ def _components(
 
 
 def _remove_small(labels: np.ndarray, value: int, min_voxels: float) -> int:
-    box = _bbox(labels == value)
+    box = bbox3d(labels == value)
     if box is None:
         return 0
     sub = labels[box]
@@ -127,7 +127,7 @@ def _remove_small(labels: np.ndarray, value: int, min_voxels: float) -> int:
 
 
 def _keep_largest(labels: np.ndarray, value: int) -> int:
-    box = _bbox(labels == value)
+    box = bbox3d(labels == value)
     if box is None:
         return 0
     sub = labels[box]
@@ -143,7 +143,7 @@ def _keep_largest(labels: np.ndarray, value: int) -> int:
 
 def _remove_without_contact(labels: np.ndarray, value: int, others: list[int]) -> int:
     """Remove 26-connected components of ``value`` that touch no voxel of ``others``."""
-    box = _bbox(labels == value)
+    box = bbox3d(labels == value)
     if box is None:
         return 0
     # one voxel of margin so that contact across the box border is seen
@@ -168,7 +168,7 @@ def _fill_holes(labels: np.ndarray, value: int, mode: str) -> int:
     of the label's bounding box that do not touch the box's border — one ``ndimage.label`` pass
     instead of ``binary_fill_holes``' iterated dilation (seconds on a 512² x 300 volume).
     """
-    box = _bbox(labels == value)
+    box = bbox3d(labels == value)
     if box is None:
         return 0
     sub = labels[box]

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from inference.postprocess import bbox3d as _bbox
+
 __all__ = [
     "segment_statistics",
     "label_statistics",
@@ -33,21 +35,6 @@ _LESION_WORDS = ("lesion", "nodule", "mass", "tumor", "tumour", "metasta")
 #: Components listed with diameters per lesion label (all are counted); the rest are specks.
 MAX_COMPONENTS = 200
 _CHUNK = 32  # slices per chunk for the HU sums (bounds float64 temporaries to ~70 MB at 512²)
-
-
-def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Bounding box of a boolean [z, y, x] mask as slices; None when empty."""
-    zs = np.flatnonzero(mask.any(axis=(1, 2)))
-    if zs.size == 0:
-        return None
-    sub = mask[zs[0] : zs[-1] + 1]
-    ys = np.flatnonzero(sub.any(axis=(0, 2)))
-    xs = np.flatnonzero(sub.any(axis=(0, 1)))
-    return (
-        slice(int(zs[0]), int(zs[-1]) + 1),
-        slice(int(ys[0]), int(ys[-1]) + 1),
-        slice(int(xs[0]), int(xs[-1]) + 1),
-    )
 
 
 def lesion_labels_from_names(names: Mapping[int, str]) -> list[int]:
