@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from viewer.qt.analysis_link import follower_state
 from viewer.qt.slice_view import SliceView
+from viewer.qt.workers import wire
 from viewer.state import HeatmapLayer, LabelLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -333,13 +334,15 @@ class GradCamPanel(QWidget):
         self.status.setText(
             f"{METHOD_NAMES[method]} of '{request['label_name']}' on {where} …{first}"
         )
-        job.progress.connect(self._progress)
-        job.result.connect(lambda heat, r=request, v=vol: self._done(heat, r, v))
-        job.error.connect(
-            lambda exc, tb: self.win.errors.present(exc, title="Grad-CAM failed", details=tb)
+        wire(
+            job,
+            errors=self.win.errors,
+            title="Grad-CAM failed",
+            progress=self._progress,
+            result=lambda heat, r=request, v=vol: self._done(heat, r, v),
+            cancelled=lambda: self.status.setText("Grad-CAM cancelled"),
+            finished=lambda j=job: self._finished(j),
         )
-        job.cancelled.connect(lambda: self.status.setText("Grad-CAM cancelled"))
-        job.finished.connect(lambda j=job: self._finished(j))
         self._update_buttons()
         return job
 

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.qt.compare_views import CompareViews, SliceStrip
+from viewer.qt.workers import wire
 
 if TYPE_CHECKING:  # pragma: no cover
     from viewer.qt.main_window import MainWindow
@@ -290,13 +291,15 @@ class ComparePanel(QWidget):
         self.progress.setRange(0, 0)
         self.verdict.setText(f"Comparing {a} with {b} …")
         self.verdict.setStyleSheet("")
-        job.progress.connect(self._progress)
-        job.result.connect(lambda e, k=key, v=vol: self._done(e, k, v))
-        job.error.connect(
-            lambda exc, tb: self.win.errors.present(exc, title="Comparison failed", details=tb)
+        wire(
+            job,
+            errors=self.win.errors,
+            title="Comparison failed",
+            progress=self._progress,
+            result=lambda e, k=key, v=vol: self._done(e, k, v),
+            cancelled=lambda: self.verdict.setText("Comparison cancelled"),
+            finished=lambda j=job: self._finished(j),
         )
-        job.cancelled.connect(lambda: self.verdict.setText("Comparison cancelled"))
-        job.finished.connect(lambda j=job: self._finished(j))
         self._update_buttons()
         return job
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.qt.segmentation_results import ResultControls
+from viewer.qt.workers import wire
 from viewer.state import LabelLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -247,13 +248,15 @@ class SegmentationPanel(QWidget):
         self._t0 = time.monotonic()
         self.progress.setRange(0, 0)
         self.eta.setText(f"Running {pkg.name} ({engine}) …")
-        job.progress.connect(self._progress)
-        job.result.connect(lambda res, key=key, vol=vol, eng=engine: self._done(res, key, vol, eng))
-        job.error.connect(
-            lambda exc, tb: self.win.errors.present(exc, title="Segmentation failed", details=tb)
+        wire(
+            job,
+            errors=self.win.errors,
+            title="Segmentation failed",
+            progress=self._progress,
+            result=lambda res, key=key, vol=vol, eng=engine: self._done(res, key, vol, eng),
+            cancelled=lambda: self.eta.setText("Cancelled"),
+            finished=self._finished,
         )
-        job.cancelled.connect(lambda: self.eta.setText("Cancelled"))
-        job.finished.connect(self._finished)
         self._update_buttons()
         return job
 

@@ -201,3 +201,27 @@ class JobRunner(QObject):
 
     def threads_alive(self) -> int:
         return sum(1 for j in self._jobs if j.is_running)
+
+
+def wire(
+    job: Job,
+    *,
+    errors: Any,
+    title: str,
+    progress: Callable[[int, int, str], Any] | None = None,
+    result: Callable[[Any], Any] | None = None,
+    cancelled: Callable[[], Any] | None = None,
+    finished: Callable[[], Any] | None = None,
+) -> Job:
+    """Connect a job's signals in one call; its errors go to the one presenter (``errors``)
+    under ``title`` with the traceback behind Details (DESIGN.md rule 5)."""
+    if progress is not None:
+        job.progress.connect(progress)
+    if result is not None:
+        job.result.connect(result)
+    job.error.connect(lambda exc, tb: errors.present(exc, title=title, details=tb))
+    if cancelled is not None:
+        job.cancelled.connect(cancelled)
+    if finished is not None:
+        job.finished.connect(finished)
+    return job
