@@ -8,6 +8,11 @@ classical reference of ``inference.reference``. Writes ``docs/bench/model_real.m
 ``docs/images/model_*.png`` (model fill + reference contour). Usage::
 
     python bench/eval_model_real.py [--package resources/models/lung-ct-unet] [--data ../shared/data]
+        [--quick] [--write-validation]
+
+``--quick`` (checkpoint screening): FP32 only, no pictures, nothing written under docs/, one
+JSON summary line at the end. ``--write-validation``: also store the figures in the package's
+``model.json`` (``validation.real_ct``; hashes refreshed, the package re-verified).
 """
 
 from __future__ import annotations
@@ -132,11 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--package", default=str(ROOT / "resources" / "models" / "lung-ct-unet"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--quick", action="store_true", help="FP32 only, no pictures, docs untouched")
+    ap.add_argument("--write-validation", action="store_true", help="store the figures in model.json")
     a = ap.parse_args(argv)
     pkg = load_package(a.package, verify=True)
     spec = pkg.input
     colors = {lab.value: lab.color for lab in pkg.labels if lab.value}
-    engines = {"fp32": ort_engine(pkg.file("onnx")), "int8": ort_engine(pkg.file("onnx_int8"))}
+    engines = {"fp32": ort_engine(pkg.file("onnx"))}
+    if not a.quick:
+        engines["int8"] = ort_engine(pkg.file("onnx_int8"))
+    pics = not a.quick
     data = Path(a.data)
     results: dict[str, dict] = {}
     lung_cases = {"B70f": data / "chest-ct-lungdx-a0002" / "series2_8mm_B70f",
@@ -154,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             preds[ek] = pp
             r[ek] = {"raw": lung_scores(raw, ref), "post": lung_scores(pp, ref),
                      "lesion_voxels": int((raw == 3).sum())}
-        r["int8_vs_fp32"] = {str(v): dice(preds["int8"] == v, preds["fp32"] == v) for v in (1, 2, 3)}
+        if "int8" in preds:
+            r["int8_vs_fp32"] = {str(v): dice(preds["int8"] == v, preds["fp32"] == v) for v in (1, 2, 3)}
         p = preds["fp32"]
         boxes_by_slice: dict[int, list] = {}
         if name in ("B70f", "B40f"):
@@ -179,10 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         zs = [zs[0], zs[len(zs) // 2], zs[-1]] if len(zs) >= 3 else zs
         if name == "4dct":
             zs = [int(hu.shape[0] * f) for f in (0.2, 0.45, 0.7, 0.85)]
-        save_png(name, montage([overlay(hu[z], p[z], ref[z], colors, boxes_by_slice.get(z, ())) for z in zs]))
-        r["picture_slices"] = zs
+        if pics:
+            save_png(name, montage([overlay(hu[z], p[z], ref[z], colors, boxes_by_slice.get(z, ())) for z in zs]))
+            r["picture_slices"] = zs
         results[name] = r
-        print(name, json.dumps({k: r[k] for k in ("fp32", "int8_vs_fp32")}))
+        print(name, json.dumps({k: r[k] for k in ("fp32", "int8_vs_fp32", "lesion") if k in r}), flush=True)
     # negative: upper abdomen, almost no lung
     hu, sp, _ = load_series(data / "abdomen-ct-lung-free" / "dicom")
     ref = classical_lungs(hu, sp)
@@ -194,10 +206,13 @@ def main(argv: list[str] | None = None) -> int:
                  "lung_ml_post": float(np.isin(postprocess(raw, sp, pkg), (1, 2)).sum() * vox_ml),
                  "lesion_ml": float((raw == 3).sum() * vox_ml),
                  "slices_with_lung": int(np.isin(raw, (1, 2)).any((1, 2)).sum())}
-        if ek == "fp32":
+        if ek == "fp32" and pics:
             save_png("abdomen", montage([overlay(hu[z], raw[z], ref[z], colors) for z in (0, 5, 12)]))
     results["abdomen"] = r
-    print("abdomen", json.dumps(r))
+    print("abdomen", json.dumps(r), flush=True)
+    if a.quick:
+        print("SUMMARY", json.dumps(_summary(results)))
+        return 0
     # pydicom's CT_small.dcm (128x128 crop)
     import pydicom
     from pydicom.data import get_testdata_file
@@ -225,7 +240,50 @@ def main(argv: list[str] | None = None) -> int:
     (DOCS / "bench" / "model_real.md").write_text("# Lung model on real CT (vs classical reference)\n\n" + md,
                                                   encoding="utf-8")
     print(md)
+    if a.write_validation:
+        _write_validation(Path(a.package), results)
+    print("SUMMARY", json.dumps(_summary(results)))
     return 0
+
+
+def _summary(results: dict) -> dict:
+    """The ship-gate figures: post-processed lung Dice per series, lesion hits, abdomen lung mL."""
+    out: dict = {}
+    for name in ("B70f", "B40f", "4dct"):
+        r = results[name]
+        out[name] = {"post": round(r["fp32"]["post"]["lungs"], 4), "left": round(r["fp32"]["post"]["left"], 4),
+                     "right": round(r["fp32"]["post"]["right"], 4)}
+        if "lesion" in r:
+            le = r["lesion"]
+            frac = le["fraction_of_lesion_voxels_in_boxes"]
+            out[name].update(hits=f"{le['slices_with_lesion_in_box']}/{le['annotated_slices']}",
+                             in_box=None if frac is None else round(frac, 4), lesion_vox=le["lesion_voxels_total"])
+    out["abdomen_ml_post"] = round(results["abdomen"]["fp32"]["lung_ml_post"], 2)
+    return out
+
+
+def _write_validation(root: Path, results: dict) -> None:
+    """Store the real-CT figures under ``validation.real_ct`` of ``root/model.json``."""
+    from inference.release import write_model_json
+
+    meta = json.loads((root / "model.json").read_text(encoding="utf-8"))
+    real: dict = {}
+    for name in ("B70f", "B40f", "4dct"):
+        r = results[name]
+        real[name] = {"lung_dice_vs_classical_reference_raw": r["fp32"]["raw"],
+                      "lung_dice_vs_classical_reference_postprocessed": r["fp32"]["post"],
+                      "int8_vs_fp32_dice": r["int8_vs_fp32"]}
+        if "lesion" in r:
+            real[name]["lesion"] = {k: r["lesion"][k] for k in ("annotated_slices", "slices_with_lesion_in_box",
+                                                                "fraction_of_lesion_voxels_in_boxes")}
+    ab = results["abdomen"]["fp32"]
+    real["abdomen_lung_free"] = {"lung_ml_raw": ab["lung_ml_raw"], "lung_ml_postprocessed": ab["lung_ml_post"],
+                                 "lesion_ml": ab["lesion_ml"]}
+    real["note"] = ("Real scans in ../shared/data, never used for training; reference = "
+                    "inference.reference.classical_lungs (inspected visually); post-processing = the package "
+                    "defaults. Figures from bench/eval_model_real.py. See docs/model.md.")
+    meta.setdefault("validation", {})["real_ct"] = real
+    write_model_json(root, meta)
 
 
 if __name__ == "__main__":

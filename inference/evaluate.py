@@ -17,12 +17,21 @@ from inference.jobs import CancelCheck, Progress, check_cancel, report
 from inference.package import ModelPackage, PackageError
 from inference.train_data import DataConfig, PhantomSlices, load_generator, normalize_window
 
-__all__ = ["heldout_slices", "ort_engine", "synthetic_dice", "validate_package", "HELDOUT_SEED"]
+__all__ = ["eval_generator", "heldout_slices", "ort_engine", "synthetic_dice", "validate_package", "HELDOUT_SEED"]
 
 log = logging.getLogger(__name__)
 
 Engine = Callable[[np.ndarray], np.ndarray]
 HELDOUT_SEED = 777_001  # never used for training (training seeds are < 100 000)
+PHANTOM_GENERATOR = "inference.phantom:generate_slice"
+# training-only wrappers of the phantom (other randomisation ranges): calibration, held-out
+# evaluation and the generator version always use the plain phantom
+_PHANTOM_WRAPPERS = {"inference.train_data:phantom_slice"}
+
+
+def eval_generator(generator: str) -> str:
+    """The generator for calibration/held-out slices of a model trained with ``generator``."""
+    return PHANTOM_GENERATOR if generator in _PHANTOM_WRAPPERS else generator
 
 
 def ort_engine(path: Any, threads: int = 2) -> Engine:
@@ -107,7 +116,7 @@ def validate_package(
     if spec.inplane_policy != "spacing" or spec.spacing_mm is None or spec.channels != 1:
         raise PackageError(f"{pkg.root}: validate supports 1-channel spacing-policy packages only")
     val = dict(pkg.raw.get("validation", {}))
-    gen = generator or pkg.raw.get("training", {}).get("data", {}).get("generator", "inference.phantom:generate_slice")
+    gen = generator or eval_generator(pkg.raw.get("training", {}).get("data", {}).get("generator", PHANTOM_GENERATOR))
     check_cancel(cancel)
     x, y = heldout_slices(n, seed, spacing_mm=spec.spacing_mm, center=spec.window_center,
                           width=spec.window_width, generator=gen)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.evaluate import HELDOUT_SEED, heldout_slices, ort_engine, synthetic_dice
+from inference.evaluate import HELDOUT_SEED, eval_generator, heldout_slices, ort_engine, synthetic_dice
 from inference.jobs import CancelCheck, Progress, check_cancel, report
 from inference.package import load_package, sha256_file
 
@@ -99,7 +99,7 @@ def export_package(
     check_cancel(cancel)
     export_onnx(model, root / "model.onnx")
     x, _ = heldout_slices(6, CALIB_SEED + 17, spacing_mm=data["spacing_mm"], center=data["window_center"],
-                          width=data["window_width"], generator=data["generator"], canvas=256)
+                          width=data["window_width"], generator=eval_generator(data["generator"]), canvas=256)
     report(progress, 2, 3, "exported")
     parity = verify_onnx(model, root / "model.onnx", images=x)
     hist = ck.get("history", [])
@@ -121,12 +121,14 @@ def export_package(
                   "parameters": count_parameters(model)},
         "output": {"kind": "logits", "activation": "softmax"},
         "postprocess": {"largest_component_labels": [1, 2], "fill_holes_labels": [1, 2],
-                        "fill_holes_mode": "2d", "min_component_mm3": {"3": 10.0}},
+                        "fill_holes_mode": "2d", "min_component_mm3": {"3": 10.0},
+                        "require_contact": {"3": [1, 2]}},
         "training": {
-            "data": {**data, "generator_version": _phantom_version(data["generator"])},
+            "data": {**data, "generator_version": _phantom_version(eval_generator(data["generator"]))},
             "seed": cfg["seed"], "steps": ck["step"], "steps_planned": cfg["steps"], "batch": cfg["batch"],
             "world_size": ck.get("world_size", 1), "optimizer": f"AdamW lr {cfg['lr']} wd {cfg['weight_decay']}",
-            "loss": "cross-entropy + (1 - soft Dice over labels 1..3)", "init": cfg.get("init"),
+            "loss": "cross-entropy" + (f" (class weights {cfg['class_weights']})" if cfg.get("class_weights") else "")
+                    + " + (1 - soft Dice over labels 1..3)", "init": cfg.get("init"),
             "final_loss_mean_last_50": float(np.mean(hist[-50:])) if hist else None,
             "checkpoint": Path(checkpoint).name, "command": command, "notes": notes,
         },
@@ -164,7 +166,7 @@ def quantize_package(
     root = Path(out_dir)
     meta = _meta(root)
     inp = meta["input"]
-    gen = meta["training"]["data"]["generator"]
+    gen = eval_generator(meta["training"]["data"]["generator"])
     kw = {"spacing_mm": inp["inplane"]["spacing_mm"], "center": inp["window"]["center"],
           "width": inp["window"]["width"], "generator": gen, "canvas": 256}
     cal, _ = heldout_slices(calib_n, CALIB_SEED, **kw)
@@ -193,7 +195,7 @@ def evaluate_package(
     meta = _meta(root)
     inp = meta["input"]
     x, y = heldout_slices(n, HELDOUT_SEED, spacing_mm=inp["inplane"]["spacing_mm"], center=inp["window"]["center"],
-                          width=inp["window"]["width"], generator=meta["training"]["data"]["generator"])
+                          width=inp["window"]["width"], generator=eval_generator(meta["training"]["data"]["generator"]))
     out: dict[str, Any] = {"seed": HELDOUT_SEED, "slices": n, "canvas": int(x.shape[-1]), "checked": _now()}
     out["onnx_fp32"] = synthetic_dice(ort_engine(root / "model.onnx"), x, y, cancel=cancel, progress=progress)
     if (root / "model.int8.onnx").is_file():

@@ -63,6 +63,8 @@ class TrainConfig:
     resume: bool = False
     max_minutes: float | None = None
     cache_dir: str | None = None  # on-disk sample cache (shared by resumes and later stages)
+    class_weights: list[float] | None = None  # cross-entropy weight per label (None: all 1)
+    keep_every: int = 0  # also keep step_NNNNN.pt every this many steps (0: never)
     data: DataConfig = field(default_factory=DataConfig)
 
     def arch_args(self) -> dict[str, Any]:
@@ -70,9 +72,14 @@ class TrainConfig:
                 "depth": self.depth, "norm": self.norm, "up": self.up}
 
 
-def seg_loss(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Cross-entropy + (1 - mean soft Dice over the foreground labels). Returns (loss, ce, dice_loss)."""
-    ce = F.cross_entropy(logits, target)
+def seg_loss(
+    logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cross-entropy (optionally class-weighted) + (1 - mean soft Dice over the foreground labels).
+
+    Returns (loss, ce, dice_loss).
+    """
+    ce = F.cross_entropy(logits, target, weight=class_weights)
     k = logits.shape[1]
     prob = logits.softmax(1)[:, 1:]
     onehot = F.one_hot(target, k).permute(0, 3, 1, 2)[:, 1:].to(prob.dtype)
@@ -165,6 +172,11 @@ def train(
         log.info("UNet2D %s: %d parameters; %d steps, batch %d x %d ranks, %d steps/epoch, device %s",
                  cfg.arch_args(), count_parameters(model), cfg.steps, cfg.batch, info.world_size,
                  per_epoch, info.device)
+    cw = None
+    if cfg.class_weights is not None:
+        if len(cfg.class_weights) != cfg.num_classes:
+            raise ValueError(f"class_weights needs {cfg.num_classes} values, got {cfg.class_weights}")
+        cw = torch.tensor(cfg.class_weights, dtype=torch.float32, device=info.device)
     t0 = time.perf_counter()
     t_last = t0
     metrics_f = open(out / "metrics.jsonl", "a", encoding="utf-8") if info.is_main else None
@@ -189,7 +201,7 @@ def train(
             for xb, yb in loader:
                 check_cancel(cancel)
                 xb, yb = xb.to(info.device, non_blocking=True), yb.to(info.device, non_blocking=True)
-                loss, ce, dl = seg_loss(net(xb), yb)
+                loss, ce, dl = seg_loss(net(xb), yb, cw)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -223,6 +235,8 @@ def train(
                 report(progress, step, cfg.steps, f"loss {vals[0]:.4f}")
                 if step % cfg.ckpt_every == 0:
                     checkpoint("last.pt")
+                if cfg.keep_every > 0 and step % cfg.keep_every == 0:
+                    checkpoint(f"step_{step:05d}.pt")
                 if cfg.max_minutes is not None and (time.perf_counter() - t0) / 60 > cfg.max_minutes:
                     stopped = "time limit"
                     break
@@ -258,13 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     d, dd = TrainConfig(), DataConfig()
     p.add_argument("--out", default=d.out, help="run folder (checkpoints, log, metrics)")
     for name in ("seed", "val_seed", "steps", "batch", "warmup", "base", "depth", "ckpt_every", "val_every", "val_n",
-                 "log_every", "threads", "workers"):
+                 "log_every", "threads", "workers", "keep_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--norm", default=d.norm, choices=["batch", "group"])
     p.add_argument("--up", default=d.up, choices=["transpose", "bilinear", "nearest"])
     p.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"])
+    p.add_argument("--class-weights", default=None,
+                   help="comma-separated cross-entropy weight per label, e.g. 1,1,1,2")
     p.add_argument("--init", default=None, help="checkpoint to start from (fine-tune)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--cache-dir", default=None, help="keep generated samples here (reused on resume)")
@@ -283,8 +299,9 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     data = DataConfig(generator=a.generator, gen_kwargs=json.loads(a.gen_kwargs), spacing_mm=a.spacing_mm,
                       canvas=a.canvas, crop=a.crop, pool=a.pool, lifetime=a.lifetime, augment=not a.no_augment,
                       hires_fraction=a.hires_fraction)
-    keys = [k for k in TrainConfig.__dataclass_fields__ if k not in ("data", "num_classes")]
-    return TrainConfig(**{k: getattr(a, k) for k in keys}, data=data)
+    keys = [k for k in TrainConfig.__dataclass_fields__ if k not in ("data", "num_classes", "class_weights")]
+    cw = [float(v) for v in a.class_weights.split(",")] if a.class_weights else None
+    return TrainConfig(**{k: getattr(a, k) for k in keys}, data=data, class_weights=cw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

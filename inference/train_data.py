@@ -33,6 +33,7 @@ __all__ = [
     "fit_canvas",
     "load_generator",
     "normalize_window",
+    "phantom_slice",
     "resample_slice",
 ]
 
@@ -69,6 +70,20 @@ def load_generator(spec: str) -> Generator:
     if not mod or not fn:
         raise ValueError(f"generator must be 'module:function', got {spec!r}")
     return getattr(importlib.import_module(mod), fn)
+
+
+def phantom_slice(
+    rng: np.random.Generator, *, phantom_config: dict[str, Any] | None = None, **kw: Any
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``inference.phantom.generate_slice`` with ``PhantomConfig(**phantom_config)``.
+
+    Lets a JSON ``gen_kwargs`` change the randomisation ranges (e.g. ``{"phantom_config":
+    {"lesion_prob": 0.85}}`` for more slices with lesions). Other keywords go to generate_slice.
+    """
+    from inference.phantom import PhantomConfig, generate_slice
+
+    cfg = PhantomConfig(**phantom_config) if phantom_config else None
+    return generate_slice(rng, config=cfg, **kw)  # type: ignore[return-value]
 
 
 def normalize_window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
