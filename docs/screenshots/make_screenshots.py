@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if "CLINICAL_VIEWER_HOME" not in os.environ:  # default layout, not the user's saved one
+    import tempfile
+
+    os.environ["CLINICAL_VIEWER_HOME"] = tempfile.mkdtemp(prefix="cv-shots-")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 

@@ -17,10 +17,12 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QWidget,
 )
 
@@ -116,7 +118,14 @@ class MainWindow(QMainWindow):
         """
         dock = QDockWidget(name, self)
         dock.setObjectName(f"dock_{name.lower().replace(' ', '_')}")
-        dock.setWidget(widget)
+        # A scroll area between dock and panel: tabbed docks share one width, and without it
+        # the widest panel's minimum (the Edit dock's table: ~540 px) squeezed the image views.
+        scroll = QScrollArea(dock)
+        scroll.setObjectName(f"scroll_{name.lower().replace(' ', '_')}")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(widget)
+        dock.setWidget(scroll)
         others = [d for d in self.docks.values() if self.dockWidgetArea(d) == area]
         self.addDockWidget(area, dock)
         if tabify and others:
@@ -266,7 +275,7 @@ class MainWindow(QMainWindow):
         else:
             self.resizeDocks(
                 [self.docks["Studies"], self.docks["DICOM tags"]],
-                [300, 430],
+                [260, 540],
                 Qt.Orientation.Horizontal,
             )
 
