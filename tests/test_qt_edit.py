@@ -290,7 +290,7 @@ def test_threshold_paint_protection_and_brush_cursor(qtbot, win):
 def test_many_signal_emits_do_not_abort_the_app():
     """PySide6 6.12 on Python 3.11: each Signal.emit dropped a reference to True, so ~5000 mouse
     moves over a view (``hovered`` is emitted per move) or brush steps aborted the app with
-    ``bool_dealloc``; viewer.qt._pyside_fix compensates. Run in a subprocess: an abort must fail
+    ``bool_dealloc``; pyproject pins PySide6 < 6.12 and viewer.qt._pyside_check refuses the build. Run in a subprocess: an abort must fail
     this test, not kill the test session."""
     import subprocess
     import sys
