@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from viewer.qt.analysis_link import follower_state
 from viewer.qt.slice_view import SliceView
-from viewer.qt.workers import wire
+from viewer.qt.workers import JobPanel, wire
 from viewer.state import HeatmapLayer, LabelLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,7 +133,7 @@ def run_cam(
     return out[z - lo]
 
 
-class GradCamPanel(QWidget):
+class GradCamPanel(JobPanel, QWidget):
     """Controls + a linked view (heatmap next to the ONNX mask outline)."""
 
     def __init__(self, win: MainWindow, parent: QWidget | None = None):
@@ -346,13 +346,8 @@ class GradCamPanel(QWidget):
         self._update_buttons()
         return job
 
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-
     def _progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
+        self._show_progress(done, total)
         if message:
             self.status.setText(message)
 

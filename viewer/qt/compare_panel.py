@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.qt.compare_views import CompareViews, SliceStrip
-from viewer.qt.workers import wire
+from viewer.qt.workers import JobPanel, wire
 
 if TYPE_CHECKING:  # pragma: no cover
     from viewer.qt.main_window import MainWindow
@@ -103,7 +103,7 @@ def _fmt(v: float | None, spec: str) -> str:
     return format(v, spec)
 
 
-class ComparePanel(QWidget):
+class ComparePanel(JobPanel, QWidget):
     """Engine chooser, thresholds, run/cancel, verdict, table, strip and linked views."""
 
     def __init__(self, win: MainWindow, parent: QWidget | None = None):
@@ -303,13 +303,8 @@ class ComparePanel(QWidget):
         self._update_buttons()
         return job
 
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-
     def _progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
+        self._show_progress(done, total)
 
     def _finished(self, job: Job) -> None:
         if self.job is job:

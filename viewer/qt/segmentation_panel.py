@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.qt.segmentation_results import ResultControls
-from viewer.qt.workers import wire
+from viewer.qt.workers import JobPanel, wire
 from viewer.state import LabelLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,7 +83,7 @@ def run_segmentation(
     return res, stats
 
 
-class SegmentationPanel(QWidget):
+class SegmentationPanel(JobPanel, QWidget):
     """Run a model on the current series and control its overlay."""
 
     def __init__(self, win: MainWindow, parent: QWidget | None = None):
@@ -260,13 +260,8 @@ class SegmentationPanel(QWidget):
         self._update_buttons()
         return job
 
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-
     def _progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
+        self._show_progress(done, total)
         el = time.monotonic() - self._t0
         if done > 0 and total > done:
             self.eta.setText(

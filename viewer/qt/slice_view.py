@@ -8,6 +8,8 @@ to the physical aspect ratio (``PlaneGeometry.spacing``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
@@ -60,21 +62,17 @@ class SliceView(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setObjectName(f"view_{self.name}")
-        for ev, cb in (
-            ("volume", self._on_volume),
-            ("cursor", self._on_cursor),
-            ("window", self._invalidate),
-            ("layers", self._invalidate),
-            ("view", self._on_view),
-            ("identity", self._repaint),
-            ("measurements", self._repaint),
-            ("layout", self._repaint),
-        ):
+        for ev, cb in self._subscriptions():
             state.subscribe(ev, cb)
 
     def detach(self) -> None:
         """Stop observing the state (call before deleting the view)."""
-        for ev, cb in (
+        for ev, cb in self._subscriptions():
+            self.state.unsubscribe(ev, cb)
+
+    def _subscriptions(self) -> tuple[tuple[str, Callable[..., None]], ...]:
+        """The state events this view observes (subscribed in __init__, removed by detach)."""
+        return (
             ("volume", self._on_volume),
             ("cursor", self._on_cursor),
             ("window", self._invalidate),
@@ -83,8 +81,7 @@ class SliceView(QWidget):
             ("identity", self._repaint),
             ("measurements", self._repaint),
             ("layout", self._repaint),
-        ):
-            self.state.unsubscribe(ev, cb)
+        )
 
     # ------------------------------------------------------------------ state events
     def _on_volume(self, volume=None, **_) -> None:

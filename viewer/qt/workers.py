@@ -225,3 +225,19 @@ def wire(
     if finished is not None:
         job.finished.connect(finished)
     return job
+
+
+class JobPanel:
+    """Mixin for a dock that runs one job at a time: it sets ``self.job`` (a :class:`Job` or
+    None) and has a ``self.progress`` bar; this gives it ``cancel()`` and the bar update."""
+
+    job: Job | None
+    progress: Any  # QProgressBar
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _show_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
