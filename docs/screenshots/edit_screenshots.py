@@ -11,33 +11,16 @@ the model run short; set ``CLINICAL_VIEWER_HOME`` to reuse a demo study written 
 
 from __future__ import annotations
 
-import os
 import sys
-import time
-from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+import numpy as np
+from _shots import HERE, wait
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
 
-import numpy as np  # noqa: E402
-from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
-from PySide6.QtGui import QMouseEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from viewer.qt.app import create_app, start_demo  # noqa: E402
-from viewer.qt.main_window import MainWindow  # noqa: E402
-
-
-def wait(app: QApplication, cond, timeout: float = 900.0) -> None:
-    t = time.monotonic()
-    while not cond():
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() - t > timeout:
-            raise TimeoutError("timed out")
-    for _ in range(5):
-        app.processEvents()
+from viewer.qt.app import create_app, start_demo
+from viewer.qt.main_window import MainWindow
 
 
 def stroke(view, points) -> None:

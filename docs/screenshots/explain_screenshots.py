@@ -17,33 +17,16 @@ Usage: ``python docs/screenshots/explain_screenshots.py``
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+import numpy as np
+from _shots import HERE, wait
+from PySide6.QtCore import Qt
 
-import numpy as np  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
-
-from viewer.qt.app import create_app  # noqa: E402
-from viewer.qt.main_window import MainWindow  # noqa: E402
-from viewer.volume import Volume, VolumeMeta  # noqa: E402
-
-
-def wait(app, cond, timeout: float = 600.0) -> None:
-    t = time.monotonic()
-    while not cond():
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() - t > timeout:
-            raise TimeoutError("timed out")
-    for _ in range(10):
-        app.processEvents()
-        time.sleep(0.01)
+from viewer.qt.app import create_app
+from viewer.qt.main_window import MainWindow
+from viewer.volume import Volume, VolumeMeta
 
 
 def phantom() -> tuple[Volume, np.ndarray]:

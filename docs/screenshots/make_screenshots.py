@@ -11,34 +11,10 @@ Usage: ``python docs/screenshots/make_screenshots.py``
 
 from __future__ import annotations
 
-import os
-import sys
-import time
-from pathlib import Path
+from _shots import HERE, wait
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-if "CLINICAL_VIEWER_HOME" not in os.environ:  # default layout, not the user's saved one
-    import tempfile
-
-    os.environ["CLINICAL_VIEWER_HOME"] = tempfile.mkdtemp(prefix="cv-shots-")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
-
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from viewer.qt.app import create_app, start_demo  # noqa: E402
-from viewer.qt.main_window import MainWindow  # noqa: E402
-
-
-def wait(app: QApplication, cond, timeout: float = 300.0) -> None:
-    t = time.monotonic()
-    while not cond():
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() - t > timeout:
-            raise TimeoutError("timed out")
-    for _ in range(5):
-        app.processEvents()
+from viewer.qt.app import create_app, start_demo
+from viewer.qt.main_window import MainWindow
 
 
 def main() -> int:
