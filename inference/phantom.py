@@ -57,6 +57,9 @@ class PhantomConfig:
         Probability that a 2D slice gets lesions placed in its lungs.
     max_lesions : int
         Maximum number of lesions per 2D slice (1..max).
+    hilar_prob : float
+        Chance that a lesion is a large (25-75 mm) central mass on the medial lung border near the
+        hilum, reaching into the mediastinum (only at perihilar levels; elsewhere the other kinds).
     max_sub_slices : int
         Upper bound on sub-slices averaged for thick-slice partial volume in ``generate_slice``
         (speed vs realism; volumes use ``max_sub_slices_volume``).
@@ -81,6 +84,7 @@ class PhantomConfig:
     fov_range_mm: tuple[float, float] = (300.0, 480.0)
     lesion_prob: float = 0.6
     max_lesions: int = 3
+    hilar_prob: float = 0.15
     max_sub_slices: int = 3
     max_sub_slices_volume: int = 5
     offset_mm: float = 25.0
@@ -218,7 +222,7 @@ def generate_slice(
     if lesions is None:
         lesions = int(rng.integers(1, cfg.max_lesions + 1)) if rng.random() < cfg.lesion_prob else 0
     if lesions:
-        place_lesions(p, g, rng, [z], lesions)
+        place_lesions(p, g, rng, [z], lesions, cfg.hilar_prob)
     n_sub = min(cfg.max_sub_slices, max(1, math.ceil(sc.thickness_mm / 2.5)))
     hu, lab, body = _render_slab(p, g, z, sc.thickness_mm, n_sub, rng)
     hu = apply_scanner(hu, body, sc, spacing_mm, rng)
@@ -328,7 +332,7 @@ def generate_volume(
     n_les = int(rng.integers(0, 4)) if lesions is None else int(lesions)
     if n_les:
         lung_z = [z for z in zs if p.z_apex + 10 < z < p.z_dome_r + 0.5 * p.recess] or zs
-        place_lesions(p, g, rng, lung_z, n_les)
+        place_lesions(p, g, rng, lung_z, n_les, cfg.hilar_prob)
     n_sub = min(cfg.max_sub_slices_volume, max(1, math.ceil(sz / 1.5)))
     hu = np.empty((nz, ny, nx), np.float32)
     lab = np.empty((nz, ny, nx), np.uint8)

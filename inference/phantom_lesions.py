@@ -1,4 +1,5 @@
-"""Lesion placement for the chest phantom: inside the lung, at the pleura, or next to a vessel."""
+"""Lesion placement for the chest phantom: inside the lung, at the pleura, next to a vessel, or a
+large central (hilar/perihilar) mass on the medial lung border that reaches into the mediastinum."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import cv2
 import numpy as np
 
 from inference.phantom_grid import Grid
-from inference.phantom_patient import Patient, sample_lesion
+from inference.phantom_patient import Lesion, Patient, sample_lesion
 from inference.phantom_shapes import lung_predicate
 
 __all__ = ["place_lesions"]
@@ -25,9 +26,44 @@ def _vessel_point(p: Patient, rng: np.random.Generator, z: float) -> np.ndarray 
     return v.p0[i] + t * (v.p1[i] - v.p0[i])
 
 
-def place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float], k: int) -> None:
-    """Add ``k`` lesions centred in lung at random planes from ``zs``: ~30 % juxtapleural (at the
-    lung border), ~25 % juxtavascular (abutting a vessel), the rest anywhere in the lung."""
+def _hilar_mass(
+    p: Patient, rng: np.random.Generator, Xs: np.ndarray, lung: np.ndarray, z: float
+) -> Lesion | None:
+    """A 25-75 mm solid mass centred in the lung just lateral to one hilum (it abuts or invades the
+    mediastinum, as central lung cancers do), or None when level ``z`` is not a perihilar level or
+    the centre would not be in lung."""
+    if not (p.z_carina - 15.0 < z < max(p.hilum_r[2], p.hilum_l[2]) + 70.0):
+        return None
+    side = -1 if rng.random() < 0.5 else 1  # -1: right lung (X < 0), +1: left
+    hil = p.hilum_r if side < 0 else p.hilum_l  # where the main bronchus and vessels enter the lung
+    if not (lung & ((Xs * side) > 0)).any():
+        return None
+    diameter = float(np.exp(rng.uniform(np.log(25.0), np.log(75.0))))
+    les = sample_lesion(rng, np.zeros(3), diameter)
+    if les.kind == "ggo":  # central masses are solid (a part-solid one keeps its core)
+        les.kind, les.hu = "solid", float(rng.uniform(15.0, 55.0))
+    r = les.blob.radius
+    # lateral to the hilum, so most of the mass is in the lung and its medial part abuts/invades
+    # the mediastinum; up to 25 mm anterior/posterior of the hilar point
+    centre = np.array([hil[0] + side * r * rng.uniform(0.35, 0.8), hil[1] + rng.uniform(-25.0, 25.0),
+                       z + rng.uniform(-0.3, 0.3) * r])
+    if not lung_predicate(p, centre[:1], centre[1:2], z)[0]:
+        return None
+    les.blob.centre = centre.astype(les.blob.centre.dtype)
+    if les.core is not None:
+        les.core.centre = les.core.centre + les.blob.centre
+    if les.spicules is not None:
+        les.spicules = les.spicules.shifted(les.blob.centre)
+    return les
+
+
+def place_lesions(
+    p: Patient, g: Grid, rng: np.random.Generator, zs: list[float], k: int, hilar_prob: float = 0.0
+) -> None:
+    """Add ``k`` lesions centred in lung at random planes from ``zs``: with probability
+    ``hilar_prob`` a large central mass at the hilum (see ``_hilar_mass``; falls back to the other
+    kinds away from the hila), otherwise ~30 % juxtapleural (at the lung border), ~25 %
+    juxtavascular (abutting a vessel), the rest anywhere in the lung."""
     for _ in range(k):
         z = float(rng.choice(zs))
         sub = (
@@ -38,6 +74,11 @@ def place_lesions(p: Patient, g: Grid, rng: np.random.Generator, zs: list[float]
         Xs, Ys = g.X[sub], g.Y[sub]
         lung = lung_predicate(p, Xs, Ys, z)
         step = g.spacing * (2 if Xs.shape != g.X.shape else 1)
+        if hilar_prob > 0 and rng.random() < hilar_prob:  # no draw at all when off: same streams
+            hm = _hilar_mass(p, rng, Xs, lung, z)
+            if hm is not None:
+                p.lesions.append(hm)
+                continue
         les = sample_lesion(rng, np.zeros(3))
         # centres need lung around them (about half the radius, up to 8 mm): no lesions smeared
         # along the thin basal crescents, where partial volume of the domes already looks dense

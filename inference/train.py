@@ -154,8 +154,8 @@ def train(
         step, history, best = int(ck["step"]), list(ck["history"]), float(ck.get("best", -1.0))
         log.info("resumed from %s at step %d", last, step)
     elif cfg.init:
-        ck = load_checkpoint(cfg.init)
-        model.load_state_dict(ck["model"])
+        ck = load_checkpoint(cfg.init)  # a training checkpoint, or a package's model.pt
+        model.load_state_dict(ck["model"] if "model" in ck else ck["state_dict"])
         log.info("initialised weights from %s (step %s there)", cfg.init, ck.get("step"))
     net: torch.nn.Module = model
     if info.distributed:
@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"])
     p.add_argument("--class-weights", default=None,
                    help="comma-separated cross-entropy weight per label, e.g. 1,1,1,2")
-    p.add_argument("--init", default=None, help="checkpoint to start from (fine-tune)")
+    p.add_argument("--init", default=None,
+                   help="checkpoint (or a model package's model.pt) to start from (fine-tune)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--cache-dir", default=None, help="keep generated samples here (reused on resume)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this")

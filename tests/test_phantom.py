@@ -118,6 +118,38 @@ class TestGenerateSlice:
             assert not np.array_equal(hu[k], hu[1])
         assert np.corrcoef(hu[0].ravel(), hu[1].ravel())[0, 1] > 0.8
 
+    def test_hilar_masses_are_large_central_and_labelled(self) -> None:
+        cfg = PhantomConfig(lesion_prob=1.0, max_lesions=1, hilar_prob=1.0)
+        central = 0
+        for seed in range(8):
+            hu, lab, sp, info = generate_slice(
+                np.random.default_rng([11, seed]), size=192, z_frac=0.45, config=cfg, return_info=True
+            )
+            les = info["lesions"]
+            assert len(les) <= 1
+            if not les:  # allowed: the centre would not have been in lung
+                continue
+            d, (x, y, _) = les[0]["diameter_mm"], les[0]["centre_mm"]
+            assert 25.0 <= d <= 75.0 and les[0]["kind"] in ("solid", "part_solid")
+            # centred beside the mediastinum (hila are 38-50 mm from the midline), not in the periphery
+            assert abs(x) < 50 + 0.8 * d / 2 + 1
+            m = lab == 3
+            if m.sum() * sp * sp > 150:  # a real cut through the mass: soft tissue, touching lung
+                central += 1
+                assert float(np.median(hu[m])) > (-300 if les[0]["kind"] == "solid" else -700)
+                grown = np.zeros_like(m)
+                grown[1:-1, 1:-1] = m[1:-1, 1:-1] | m[:-2, 1:-1] | m[2:, 1:-1] | m[1:-1, :-2] | m[1:-1, 2:]
+                assert ((lab == 1) | (lab == 2))[grown].any()
+        assert central >= 4
+
+    def test_no_hilar_masses_away_from_the_hila_or_when_off(self) -> None:
+        for cfg, zf in ((PhantomConfig(lesion_prob=1.0, max_lesions=1, hilar_prob=1.0), 0.2),
+                        (PhantomConfig(lesion_prob=1.0, max_lesions=1, hilar_prob=0.0), 0.45)):
+            diams = [les["diameter_mm"] for seed in range(8) for les in generate_slice(
+                np.random.default_rng([12, seed]), size=128, z_frac=zf, config=cfg, return_info=True)[3]["lesions"]]
+            # regular lesions are log-uniform 3-60 mm: mostly small
+            assert sum(d < 25 for d in diams) >= len(diams) // 2
+
     def test_config_controls_lesions(self) -> None:
         cfg = PhantomConfig(lesion_prob=0.0)
         for seed in range(3):
