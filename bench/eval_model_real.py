@@ -252,12 +252,13 @@ def _summary(results: dict) -> dict:
     for name in ("B70f", "B40f", "4dct"):
         r = results[name]
         out[name] = {"post": round(r["fp32"]["post"]["lungs"], 4), "left": round(r["fp32"]["post"]["left"], 4),
-                     "right": round(r["fp32"]["post"]["right"], 4)}
+                     "right": round(r["fp32"]["post"]["right"], 4), "lesion_vox_raw": r["fp32"]["lesion_voxels"]}
         if "lesion" in r:
             le = r["lesion"]
             frac = le["fraction_of_lesion_voxels_in_boxes"]
             out[name].update(hits=f"{le['slices_with_lesion_in_box']}/{le['annotated_slices']}",
-                             in_box=None if frac is None else round(frac, 4), lesion_vox=le["lesion_voxels_total"])
+                             in_box=None if frac is None else round(frac, 4), lesion_vox=le["lesion_voxels_total"],
+                             in_box_vox=None if frac is None else round(frac * le["lesion_voxels_total"]))
     out["abdomen_ml_post"] = round(results["abdomen"]["fp32"]["lung_ml_post"], 2)
     return out
 
