@@ -57,6 +57,12 @@ class PhantomConfig:
         Probability that a 2D slice gets lesions placed in its lungs.
     max_lesions : int
         Maximum number of lesions per 2D slice (1..max).
+    motion_prob : float
+        Chance that a slice at the lung bases (z_frac >= 0.6) is blurred by breathing motion: the slab
+        is rendered ``motion_mm`` thicker than the nominal slice (the domes, vessels and lesions are
+        smeared along z; labels by majority over the slab; noise of the nominal thickness).
+    motion_mm : tuple[float, float]
+        Range of that extra craniocaudal smear (mm).
     hilar_prob : float
         Chance that a lesion is a large (25-75 mm) central mass on the medial lung border near the
         hilum, reaching into the mediastinum (only at perihilar levels; elsewhere the other kinds).
@@ -85,6 +91,8 @@ class PhantomConfig:
     lesion_prob: float = 0.6
     max_lesions: int = 3
     hilar_prob: float = 0.15
+    motion_prob: float = 0.0
+    motion_mm: tuple[float, float] = (3.0, 12.0)
     max_sub_slices: int = 3
     max_sub_slices_volume: int = 5
     offset_mm: float = 25.0
@@ -223,8 +231,12 @@ def generate_slice(
         lesions = int(rng.integers(1, cfg.max_lesions + 1)) if rng.random() < cfg.lesion_prob else 0
     if lesions:
         place_lesions(p, g, rng, [z], lesions, cfg.hilar_prob)
-    n_sub = min(cfg.max_sub_slices, max(1, math.ceil(sc.thickness_mm / 2.5)))
-    hu, lab, body = _render_slab(p, g, z, sc.thickness_mm, n_sub, rng)
+    slab, max_sub = sc.thickness_mm, cfg.max_sub_slices
+    if cfg.motion_prob > 0 and zf >= 0.6 and rng.random() < cfg.motion_prob:  # no draw when off
+        slab += float(rng.uniform(*cfg.motion_mm))
+        max_sub += 3  # a smooth smear, not a few ghost copies
+    n_sub = min(max_sub, max(1, math.ceil(slab / 2.5)))
+    hu, lab, body = _render_slab(p, g, z, slab, n_sub, rng)
     hu = apply_scanner(hu, body, sc, spacing_mm, rng)
     if context > 0:
         gap = float(context_gap_mm) if context_gap_mm is not None else sc.thickness_mm
@@ -233,7 +245,7 @@ def generate_slice(
             if j == 0:
                 stack.append(hu)
                 continue
-            h, _, b = _render_slab(p, g, z + j * gap, sc.thickness_mm, n_sub, rng)
+            h, _, b = _render_slab(p, g, z + j * gap, slab, n_sub, rng)
             stack.append(apply_scanner(h, b, sc, spacing_mm, rng))
         hu = np.stack(stack)
     if return_info:

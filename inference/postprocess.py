@@ -7,11 +7,16 @@ Settings (defaults from ``model.json`` ``"postprocess"``; a caller's dict overri
      "fill_holes_labels": [1, 2],            # fill background holes enclosed by the label
      "fill_holes_mode": "2d",                # "2d" (per axial slice) or "3d"
      "require_contact": {"3": [1, 2]},       # lesion components touching no lung → background
+     "contact_mode": "3d",                   # "3d": 26-connected components and contact;
+                                             # "2d": per axial slice (8-connected, in-plane contact)
      "enabled": true}                        # false: return the labels untouched
 
 Order: small lesions removed first (their holes in the lung are then filled), then the largest
 component per lung, then components that touch none of their required labels (a "lung lesion"
-floating on the CT table or in bowel gas is not one), then hole filling. Only *background* voxels are filled, so a lesion inside
+floating on the CT table or in bowel gas is not one), then hole filling. ``contact_mode`` "2d" judges
+contact slice by slice: on thick slices the liver/spleen dome under a lung base is 3-D connected to
+lesion output in the lung one slice above, yet a "lesion" inside the liver on its own slice touches no
+lung there. Only *background* voxels are filled, so a lesion inside
 a lung keeps its label. Connectivity is 26 (3-D) / 8 (2-D). All with ``scipy.ndimage``, on the
 bounding box of each label.
 """
@@ -38,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "fill_holes_labels": [],
     "fill_holes_mode": "2d",
     "require_contact": {},
+    "contact_mode": "3d",
 }
 _KEYS = set(DEFAULTS)
 
@@ -69,6 +75,8 @@ def resolve_settings(
         raise PackageError(
             f"postprocess settings malformed ({exc}); see inference.postprocess"
         ) from exc
+    if s["contact_mode"] not in ("2d", "3d"):
+        raise PackageError(f"postprocess contact_mode must be '2d' or '3d', got {s['contact_mode']!r}")
     if s["fill_holes_mode"] not in ("2d", "3d"):
         raise PackageError(
             f"postprocess fill_holes_mode must be '2d' or '3d', got {s['fill_holes_mode']!r}"
@@ -94,17 +102,20 @@ def bbox3d(mask: np.ndarray) -> tuple[slice, ...] | None:
 _FULL3 = ndimage.generate_binary_structure(3, 3)
 
 
+_FULL2_IN3 = np.zeros((3, 3, 3), bool)
+_FULL2_IN3[1] = True  # 8-connected within one axial slice
 _FILL2_IN3 = np.zeros((3, 3, 3), bool)
 _FILL2_IN3[1] = ndimage.generate_binary_structure(2, 1)  # background 4-connected per slice
 
 
 def _components(
-    sub: np.ndarray, value: int
+    sub: np.ndarray, value: int, structure: np.ndarray = _FULL3
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
-    """26-connected components of ``sub == value``: (voxel index tuple, component id per voxel,
-    size per component id). Works on the label's voxels only, never a full-size bincount."""
+    """Connected components (26-connected by default) of ``sub == value``: (voxel index tuple,
+    component id per voxel, size per component id). Works on the label's voxels only, never a
+    full-size bincount."""
     mask = sub == value
-    comp, n = ndimage.label(mask, structure=_FULL3)
+    comp, n = ndimage.label(mask, structure=structure)
     if n == 0:
         return None
     pos = np.nonzero(mask)
@@ -141,19 +152,21 @@ def _keep_largest(labels: np.ndarray, value: int) -> int:
     return int(drop.sum())
 
 
-def _remove_without_contact(labels: np.ndarray, value: int, others: list[int]) -> int:
-    """Remove 26-connected components of ``value`` that touch no voxel of ``others``."""
+def _remove_without_contact(labels: np.ndarray, value: int, others: list[int], mode: str = "3d") -> int:
+    """Remove components of ``value`` that touch no voxel of ``others``: 26-connected components and
+    contact in 3-D (``mode`` "3d"), or 8-connected components and in-plane contact per slice ("2d")."""
+    structure = _FULL3 if mode == "3d" else _FULL2_IN3
     box = bbox3d(labels == value)
     if box is None:
         return 0
     # one voxel of margin so that contact across the box border is seen
     pad = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, labels.shape, strict=True))
     sub = labels[pad]
-    found = _components(sub, value)
+    found = _components(sub, value, structure)
     if found is None:
         return 0
     pos, ids, sizes = found
-    near = ndimage.binary_dilation(np.isin(sub, others), structure=_FULL3)
+    near = ndimage.binary_dilation(np.isin(sub, others), structure=structure)
     touching = np.zeros(sizes.size, bool)
     touching[np.unique(ids[near[pos]])] = True
     drop = ~touching[ids]
@@ -217,6 +230,7 @@ def postprocess_labels(
         "fill_holes_labels": list(settings["fill_holes_labels"]),
         "fill_holes_mode": settings["fill_holes_mode"],
         "require_contact": {str(k): v for k, v in settings["require_contact"].items()},
+        "contact_mode": settings["contact_mode"],
         "connectivity": "26 (3-D components); holes: 4-connected background per slice (2d) or "
         "6 (3d)",
         "changed_voxels": {},
@@ -233,7 +247,8 @@ def postprocess_labels(
         changed[f"largest_component_{value}"] = _keep_largest(out, value)
     for value, others in settings["require_contact"].items():
         check_cancel(cancel)
-        changed[f"removed_without_contact_{value}"] = _remove_without_contact(out, value, others)
+        changed[f"removed_without_contact_{value}"] = _remove_without_contact(
+            out, value, others, settings["contact_mode"])
     for value in settings["fill_holes_labels"]:
         check_cancel(cancel)
         changed[f"filled_holes_{value}"] = _fill_holes(out, value, settings["fill_holes_mode"])

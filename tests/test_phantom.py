@@ -150,6 +150,22 @@ class TestGenerateSlice:
             # regular lesions are log-uniform 3-60 mm: mostly small
             assert sum(d < 25 for d in diams) >= len(diams) // 2
 
+    def test_breathing_motion_smears_the_bases_only(self) -> None:
+        still = PhantomConfig(motion_prob=0.0, lesion_prob=0.0)
+        moving = PhantomConfig(motion_prob=1.0, motion_mm=(10.0, 12.0), lesion_prob=0.0)
+        a = generate_slice(np.random.default_rng([13, 0]), size=128, z_frac=0.8, config=still)
+        b = generate_slice(np.random.default_rng([13, 0]), size=128, z_frac=0.8, config=moving)
+        assert not np.array_equal(a[0], b[0])  # the slab is 10-12 mm thicker
+        lung_a, lung_b = np.isin(a[1], (1, 2)), np.isin(b[1], (1, 2))
+        assert lung_a.any() and lung_b.any()
+        # smearing mixes dome and lung: more pixels at intermediate (partial volume) HU
+        mid = lambda hu: int(((hu > -700) & (hu < -200)).sum())  # noqa: E731
+        assert mid(b[0]) > mid(a[0])
+        # above the bases nothing changes: no random draw when the slice is not basal
+        c = generate_slice(np.random.default_rng([13, 1]), size=96, z_frac=0.4, config=still)
+        d = generate_slice(np.random.default_rng([13, 1]), size=96, z_frac=0.4, config=moving)
+        assert np.array_equal(c[0], d[0]) and np.array_equal(c[1], d[1])
+
     def test_config_controls_lesions(self) -> None:
         cfg = PhantomConfig(lesion_prob=0.0)
         for seed in range(3):

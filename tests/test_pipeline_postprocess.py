@@ -68,6 +68,23 @@ class TestPostprocess:
         with pytest.raises(PackageError, match="postprocess settings malformed"):
             resolve_settings({"require_contact": {"3": ["lung"]}}, None)
 
+    def test_contact_judged_per_slice_in_2d_mode(self) -> None:
+        lab = np.zeros((3, 20, 20), np.uint8)
+        lab[0, 2:10, 2:10] = 1  # lung on slice 0 only
+        lab[0, 10:13, 4:7] = 3  # lesion touching that lung in-plane
+        lab[1, 11:14, 4:7] = 3  # the same 3-D component one slice below, no lung on its slice
+        lab[2, 15:18, 15:18] = 3  # isolated, no lung anywhere near
+        for mode, kept_below in (("3d", True), ("2d", False)):
+            s = resolve_settings({"require_contact": {"3": [1, 2]}, "contact_mode": mode}, None)
+            out, rec = postprocess_labels(lab, SP, s)
+            assert (out[0, 10:13, 4:7] == 3).all()
+            assert (out[1, 11:14, 4:7] == 3).all() == kept_below
+            assert not (out[2] == 3).any()
+            assert rec["contact_mode"] == mode
+            assert rec["changed_voxels"]["removed_without_contact_3"] == 9 + (0 if kept_below else 9)
+        with pytest.raises(PackageError, match="contact_mode"):
+            resolve_settings({"contact_mode": "4d"}, None)
+
     def test_removed_lesion_inside_lung_becomes_lung(self) -> None:
         lab = _labels()
         s = resolve_settings({"fill_holes_labels": [1], "min_component_mm3": {"3": 100.0}}, None)
