@@ -370,7 +370,9 @@ def render_plane(
     hu += tubes["mlum"] * (_F(-995) - hu)
     lung &= ~((tubes["mv"] > 0.5) | (tubes["mair"] > 0.3) | heart)
     bones(p, g, z, hu, dist_in, fat_th, cav, base["psi"], arms, tex)
-    # --- lesions (label 3 where inside the thoracic cavity) ------------------------------------
+    # --- lesions: drawn wherever they reach in the thoracic cavity, LABELLED only inside the lung:
+    # the part of a central mass that invades the mediastinum has the HU of the mediastinum (no
+    # visible edge); labelling it taught the model to call heart and liver tissue 'lesion'
     les = np.zeros(X.shape, _F)
     for lesion in p.lesions:
         if lesion.spicules is not None:
@@ -386,7 +388,7 @@ def render_plane(
             fc = blob_fraction(g, lesion.core, z)
             if fc is not None:
                 hu += fc * f * (_F(30) - hu)
-        np.maximum(les, f, out=les)
+        np.maximum(les, f * lung, out=les)
     lside = np.zeros(hu_full.shape, np.uint8)
     lside[win] = np.where(lung, np.where(X < 0, 1, 2), 0)
     les_full = np.zeros(hu_full.shape, _F)
