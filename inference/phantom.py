@@ -1,7 +1,7 @@
 """Synthetic chest CT phantoms with labels, for training and testing the lung/lesion model.
 
 Labels: 0 background (incl. trachea/main bronchi, stomach/bowel gas, effusion, table, mattress),
-1 RIGHT lung, 2 LEFT lung, 3 lesion (nodule/mass voxels inside or touching the lung).
+1 RIGHT lung, 2 LEFT lung, 3 lesion (nodule/mass voxels inside the lung).
 
 Image convention (radiological display, head-first supine, LPS): array columns run patient right
 -> left (the right lung is on the image LEFT), rows anterior -> posterior; volumes are ``[z, y, x]``
