@@ -64,3 +64,55 @@ def test_bad_calibration_array_is_named(pair, tmp_path) -> None:
     fp32, _ = pair
     with pytest.raises(ValueError, match="float32"):
         quantize_int8(fp32, tmp_path / "x.onnx", np.zeros((2, 64, 64)))
+
+
+def _consumers(model, tensor: str) -> list:
+    return [n for n in model.graph.node if tensor in n.input]
+
+
+def test_first_conv_reads_the_float_image_by_default(pair, tmp_path) -> None:
+    fp32, int8 = pair
+    m = onnx.load(str(int8))
+    first = _consumers(m, "image")
+    assert [n.op_type for n in first] == ["Conv"]  # no QuantizeLinear on the input image
+    inits = {t.name for t in m.graph.initializer}
+    assert first[0].input[1] in inits  # float weights, not DequantizeLinear output
+    q = onnx.load(str(quantize_int8(fp32, tmp_path / "q.onnx", parity_inputs(64, 64, 4, 1, 0),
+                                    keep_input_fp32=False)))
+    assert [n.op_type for n in _consumers(q, "image")] == ["QuantizeLinear"]
+
+
+def _int32_biases(path) -> dict:
+    return {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
+            if t.data_type == onnx.TensorProto.INT32}
+
+
+def _logits(path, x):
+    return ort_session(path, 1).run(["logits"], {"image": x})[0].astype(np.float64)
+
+
+def test_bias_correction_removes_the_mean_logit_shift(pair, tmp_path) -> None:
+    fp32, _ = pair
+    cal = parity_inputs(64, 64, 8, 1, seed=0)
+    plain = quantize_int8(fp32, tmp_path / "plain.onnx", cal)
+    bc = quantize_int8(fp32, tmp_path / "bc.onnx", cal, bias_correction=True, bias_correction_slices=8)
+    b0, b1 = _int32_biases(plain), _int32_biases(bc)
+    assert b0.keys() == b1.keys() and any((b0[k] != b1[k]).any() for k in b0)  # biases changed, nothing else added
+    ref = _logits(fp32, cal)
+    shift = {p: np.abs((ref - _logits(p, cal)).mean((0, 2, 3))).max() for p in (plain, bc)}
+    assert shift[bc] < 0.5 * shift[plain], shift  # per-channel mean error on the calibration data
+    held = parity_inputs(64, 64, 4, 1, seed=11)
+    ref_h = _logits(fp32, held)
+    mad = {p: np.abs(ref_h - _logits(p, held)).mean() for p in (plain, bc)}
+    assert mad[bc] < 1.5 * mad[plain], mad  # no worse on other inputs (beyond noise: both ~1e-5 here)
+    res = verify_int8(fp32, bc, held)
+    assert res["pixel_agreement"] > 0.99
+
+
+def test_bad_options_are_named(pair, tmp_path) -> None:
+    fp32, _ = pair
+    cal = parity_inputs(64, 64, 2, 1, 0)
+    with pytest.raises(ValueError, match="fp32_nodes"):
+        quantize_int8(fp32, tmp_path / "x.onnx", cal, fp32_nodes=["no_such_node"])
+    with pytest.raises(ValueError, match="calibrate_method"):
+        quantize_int8(fp32, tmp_path / "x.onnx", cal, calibrate_method="kl")
