@@ -77,9 +77,15 @@ def test_first_conv_reads_the_float_image_by_default(pair, tmp_path) -> None:
     assert [n.op_type for n in first] == ["Conv"]  # no QuantizeLinear on the input image
     inits = {t.name for t in m.graph.initializer}
     assert first[0].input[1] in inits  # float weights, not DequantizeLinear output
-    q = onnx.load(str(quantize_int8(fp32, tmp_path / "q.onnx", parity_inputs(64, 64, 4, 1, 0),
-                                    keep_input_fp32=False)))
+    q_path = quantize_int8(fp32, tmp_path / "q.onnx", parity_inputs(64, 64, 8, 1, seed=0), keep_input_fp32=False)
+    q = onnx.load(str(q_path))
     assert [n.op_type for n in _consumers(q, "image")] == ["QuantizeLinear"]
+    # agreement not reduced beyond noise (both ~1e-5 on this random tiny model; the lesion gain on the
+    # real model is measured in docs/int8_research.md)
+    held = parity_inputs(64, 64, 4, 1, seed=11)
+    ref = _logits(fp32, held)
+    err = {p: np.abs(ref - _logits(p, held)).mean() for p in (int8, q_path)}
+    assert err[int8] < 1.5 * err[q_path], err
 
 
 def _int32_biases(path) -> dict:
