@@ -79,10 +79,17 @@ def place_lesions(
             if hm is not None:
                 p.lesions.append(hm)
                 continue
-        les = sample_lesion(rng, np.zeros(3))
-        # centres need lung around them (about half the radius, up to 8 mm): no lesions smeared
-        # along the thin basal crescents, where partial volume of the domes already looks dense
-        depth = min(0.5 * les.blob.radius, 8.0)
+        # at and below the dome tops the lung is a crescent around the liver/spleen: a large lesion
+        # there is drawn over the dome and looks exactly like the dome's own cross-section, which
+        # taught the model to call real domes "lesion". Basal lesions are <= 20 mm and wholly in lung.
+        basal = z > min(p.z_dome_r, p.z_dome_l) - 10.0
+        if basal:
+            les = sample_lesion(rng, np.zeros(3), float(np.exp(rng.uniform(np.log(3.0), np.log(20.0)))))
+        else:
+            les = sample_lesion(rng, np.zeros(3))
+        # centres need lung around them (about half the radius, up to 8 mm; the whole radius at the
+        # bases): no lesions smeared along the thin basal crescents
+        depth = les.blob.radius + 2.0 if basal else min(0.5 * les.blob.radius, 8.0)
         k3 = np.ones((3, 3), np.uint8)
         core = cv2.erode(lung.view(np.uint8), k3, iterations=max(1, int(round(depth / step)))) > 0
         if core.sum() < 5:
