@@ -105,3 +105,18 @@ def test_resample_and_canvas() -> None:
     assert out.shape == (50, 50) and lab is not None and lab.shape == (50, 50)
     c = fit_canvas(np.ones((10, 30), np.int16), 20, -1024)
     assert c.shape == (20, 20) and (c[:5] == -1024).all() and (c[5:15] == 1).all()
+
+
+def test_init_from_a_package_model_pt(straight_run, tmp_path) -> None:
+    """--init takes a training checkpoint or a model package's model.pt ({state_dict, architecture, args})."""
+    out_a, _ = straight_run
+    ck = load_checkpoint(out_a / "last.pt")
+    pkg_pt = tmp_path / "model.pt"
+    torch.save({"state_dict": ck["model"], "architecture": "UNet2D", "args": ck["arch_args"]}, pkg_pt)
+    first = []
+    for init in (out_a / "last.pt", pkg_pt):
+        out = tmp_path / f"ft_{init.stem}"
+        train(tiny_config(out, steps=1, init=str(init)))
+        first.append(load_checkpoint(out / "last.pt")["history"][0])
+    # same weights either way, and not the fresh initialisation's first loss
+    assert first[0] == first[1] != ck["history"][0]
