@@ -31,7 +31,7 @@ __all__ = ["INT8_MIN_DICE", "ort_session", "SliceCalibrationReader", "quantize_i
 
 log = logging.getLogger(__name__)
 
-INT8_MIN_DICE: dict[str, float] = {"1": 0.99, "2": 0.99, "3": 0.98}
+INT8_MIN_DICE: dict[str, float] = {"1": 0.99, "2": 0.99, "3": 0.99}
 
 
 class INT8Error(RuntimeError):
@@ -275,9 +275,9 @@ def verify_int8(
     """Per-label Dice of INT8 vs FP32 argmax masks on ``images``; raise :class:`INT8Error` below ``min_dice``.
 
     ``min_dice`` is one number for every label or ``{"label": threshold}``; the default
-    (:data:`INT8_MIN_DICE`) asks 0.99 for the lungs and 0.98 for lesions: a lesion is a few hundred
-    pixels, so moving a handful of boundary pixels between near-tied logits costs ~1 % Dice
-    (measured 0.989–0.992 on held-out phantom sets for the shipped model, with the lungs at 0.999).
+    (:data:`INT8_MIN_DICE`) asks 0.99 for every label (the issue's target). The lesion label was
+    gated at 0.98 while the first convolution was quantised (0.983–0.991 on held-out phantom sets);
+    with it kept in FP32 (``keep_input_fp32``, docs/int8_research.md) lesions agree at 0.994–0.997.
 
     A label absent from both masks is skipped (reported as null). Also returns the pixel agreement
     and the mean absolute logit difference.
