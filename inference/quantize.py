@@ -6,7 +6,7 @@ weights**, MinMax calibration over representative window-normalised phantom slic
 first convolution (the one reading the image) and the logits head kept in FP32. Dynamic
 quantisation is not offered: it is slower than FP32 for convolutions on this CPU. Recipes compared
 (bias correction, percentile calibration, per-layer sensitivity, ...) in ``docs/int8_research.md``
-(``bench/bench_int8_recipes.py``).
+(``bench/int8_recipes.py``).
 
 Pitfalls handled here: ``quant_pre_process`` cannot infer symbolic shapes of a model with dynamic
 H/W (``skip_symbolic_shape=True``) and writes temporary files into the current directory, so it
@@ -119,7 +119,7 @@ def quantize_int8(
         Leave the nodes that read the graph input (the first 3x3 conv, 1 -> 16 channels, ~2 % of
         the FLOPs) in FP32. Its 9-tap kernels are the one place where s8 weights cost accuracy
         (16-bit weights for it recover the same, a 16-bit *image* does not): measured on 4
-        held-out sets of 96 lesion-rich slices (``bench/bench_int8_recipes.py``,
+        held-out sets of 96 lesion-rich slices (``bench/int8_recipes.py``,
         ``docs/int8_research.md``), lesion Dice INT8 vs FP32 0.988-0.991 -> 0.9945-0.997, lungs
         0.9993 -> 0.9994, no measurable speed cost. Its output is quantised as before (it feeds
         the second convolution's integer kernel).

@@ -6,9 +6,9 @@ seed ``EVAL_SEED``, never used for calibration or training), pooled Dice of INT8
 Both sets are generated once and cached (``--cache``), so every recipe sees the same pixels even
 if the phantom code changes meanwhile.
 
-    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_int8_recipes.py --recipes shipped bc
-    nice -n 10 python bench/bench_int8_recipes.py --sensitivity          # one node in FP32 at a time
-    nice -n 10 python bench/bench_int8_recipes.py --recipes shipped bc --time 1 2
+    OMP_NUM_THREADS=1 nice -n 10 python bench/int8_recipes.py --recipes shipped bc
+    nice -n 10 python bench/int8_recipes.py --sensitivity          # one node in FP32 at a time
+    nice -n 10 python bench/int8_recipes.py --recipes shipped bc --time 1 2
 
 Writes one JSON line per recipe to ``--out`` and prints a Markdown table.
 """
