@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from viewer.qt.analysis_link import follower_state
 from viewer.qt.slice_view import SliceView
-from viewer.qt.workers import JobPanel, wire
+from viewer.qt.workers import JobPanel
 from viewer.state import HeatmapLayer, LabelLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -327,36 +327,22 @@ class GradCamPanel(JobPanel, QWidget):
                            region=region, progress=progress, cancel=cancel)  # fmt: skip
 
         key = "gradcam-series" if series else "gradcam"
-        self.job = job = self.win.runner.submit(fn, name="Grad-CAM", key=key)
-        self.progress.setRange(0, 0)
+        job = self._start(
+            fn, name="Grad-CAM", key=key, title="Grad-CAM failed",
+            result=lambda heat, r=request, v=vol: self._done(heat, r, v),
+            cancelled=lambda: self.status.setText("Grad-CAM cancelled"),
+        )  # fmt: skip
         where = "the whole series" if series else f"slice {z + 1}"
         first = "" if _models else " (first use: loading PyTorch and the model, a few seconds)"
         self.status.setText(
             f"{METHOD_NAMES[method]} of '{request['label_name']}' on {where} …{first}"
         )
-        wire(
-            job,
-            errors=self.win.errors,
-            title="Grad-CAM failed",
-            progress=self._progress,
-            result=lambda heat, r=request, v=vol: self._done(heat, r, v),
-            cancelled=lambda: self.status.setText("Grad-CAM cancelled"),
-            finished=lambda j=job: self._finished(j),
-        )
-        self._update_buttons()
         return job
 
     def _progress(self, done: int, total: int, message: str) -> None:
         self._show_progress(done, total)
         if message:
             self.status.setText(message)
-
-    def _finished(self, job: Job) -> None:
-        if self.job is job:
-            self.job = None
-            self.progress.setRange(0, 1)
-            self.progress.setValue(1 if job.state == "done" else 0)
-        self._update_buttons()
 
     def _update_buttons(self) -> None:
         pkg = self.package()

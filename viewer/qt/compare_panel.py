@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.qt.compare_views import CompareViews, SliceStrip
-from viewer.qt.workers import JobPanel, wire
+from viewer.qt.workers import JobPanel
 
 if TYPE_CHECKING:  # pragma: no cover
     from viewer.qt.main_window import MainWindow
@@ -287,31 +287,14 @@ class ComparePanel(JobPanel, QWidget):
         def fn(progress, cancel):
             return run_compare(vol, pkg, a, b, th, progress=progress, cancel=cancel)
 
-        self.job = job = self.win.runner.submit(fn, name="compare", key="compare")
-        self.progress.setRange(0, 0)
-        self.verdict.setText(f"Comparing {a} with {b} …")
-        self.verdict.setStyleSheet("")
-        wire(
-            job,
-            errors=self.win.errors,
-            title="Comparison failed",
-            progress=self._progress,
+        job = self._start(
+            fn, name="compare", key="compare", title="Comparison failed",
             result=lambda e, k=key, v=vol: self._done(e, k, v),
             cancelled=lambda: self.verdict.setText("Comparison cancelled"),
-            finished=lambda j=job: self._finished(j),
-        )
-        self._update_buttons()
+        )  # fmt: skip
+        self.verdict.setText(f"Comparing {a} with {b} …")
+        self.verdict.setStyleSheet("")
         return job
-
-    def _progress(self, done: int, total: int, message: str) -> None:
-        self._show_progress(done, total)
-
-    def _finished(self, job: Job) -> None:
-        if self.job is job:
-            self.job = None
-            self.progress.setRange(0, 1)
-            self.progress.setValue(1 if job.state == "done" else 0)
-        self._update_buttons()
 
     def _update_buttons(self) -> None:
         self.run_button.setEnabled(

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.qt.segmentation_results import ResultControls
-from viewer.qt.workers import JobPanel, wire
+from viewer.qt.workers import JobPanel
 from viewer.state import LabelLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -244,20 +244,13 @@ class SegmentationPanel(JobPanel, QWidget):
                 cancel=cancel,
             )
 
-        self.job = job = self.win.runner.submit(fn, name="segment", key="segment")
         self._t0 = time.monotonic()
-        self.progress.setRange(0, 0)
-        self.eta.setText(f"Running {pkg.name} ({engine}) …")
-        wire(
-            job,
-            errors=self.win.errors,
-            title="Segmentation failed",
-            progress=self._progress,
+        job = self._start(
+            fn, name="segment", key="segment", title="Segmentation failed",
             result=lambda res, key=key, vol=vol, eng=engine: self._done(res, key, vol, eng),
-            cancelled=lambda: self.eta.setText("Cancelled"),
-            finished=self._finished,
-        )
-        self._update_buttons()
+            cancelled=lambda: self.eta.setText("Cancelled"), finished=self._finished,
+        )  # fmt: skip
+        self.eta.setText(f"Running {pkg.name} ({engine}) …")
         return job
 
     def _progress(self, done: int, total: int, message: str) -> None:

@@ -229,10 +229,54 @@ def wire(
 
 class JobPanel:
     """Mixin for a dock that runs one job at a time: it sets ``self.job`` (a :class:`Job` or
-    None) and has a ``self.progress`` bar; this gives it ``cancel()`` and the bar update."""
+    None), has a ``self.progress`` bar, ``self.win`` (runner + error presenter), a
+    ``_progress(done, total, message)`` slot and ``_update_buttons()``; this gives it
+    ``_start()`` (submit + wire + busy bar), ``cancel()``, the bar update and the end-of-job reset."""
 
     job: Job | None
     progress: Any  # QProgressBar
+    win: Any  # MainWindow: .runner, .errors
+
+    def _progress(self, done: int, total: int, message: str) -> None:
+        self._show_progress(done, total)
+
+    def _update_buttons(self) -> None:
+        pass
+
+    def _start(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        key: str,
+        title: str,
+        result: Callable[[Any], None],
+        cancelled: Callable[[], None],
+        finished: Callable[[], None] | None = None,
+    ) -> Job:
+        """Submit ``fn`` to the window's runner as ``self.job``, wire its signals (errors go to the
+        window's presenter under ``title``), show a busy bar and refresh the buttons."""
+        self.job = job = self.win.runner.submit(fn, name=name, key=key)
+        self.progress.setRange(0, 0)
+        wire(
+            job,
+            errors=self.win.errors,
+            title=title,
+            progress=self._progress,
+            result=result,
+            cancelled=cancelled,
+            finished=finished if finished is not None else (lambda: self._job_finished(job)),
+        )
+        self._update_buttons()
+        return job
+
+    def _job_finished(self, job: Job) -> None:
+        """Forget ``job`` if it is still the current one: full bar when done, empty otherwise."""
+        if self.job is job:
+            self.job = None
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1 if job.state == "done" else 0)
+        self._update_buttons()
 
     def cancel(self) -> None:
         if self.job is not None:
