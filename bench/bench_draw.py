@@ -34,6 +34,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _report import publish  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 import numpy as np  # noqa: E402
 
 from viewer.display import (  # noqa: E402
@@ -46,7 +48,6 @@ from viewer.display import (  # noqa: E402
     window_to_uint8,  # noqa: E402
 )
 
-OUT = ROOT / "docs" / "bench" / "draw.md"
 
 
 def ct_volume(nz: int, n: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -297,10 +298,7 @@ def main() -> int:
         f"`python bench/bench_draw.py --frames {args.frames} --slices {args.slices}`",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    publish("draw", lines)
     return 0
 
 

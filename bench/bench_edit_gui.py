@@ -28,9 +28,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _report import publish  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 import numpy as np  # noqa: E402
 
-OUT = ROOT / "docs" / "bench" / "edit_gui.md"
 
 
 def volume(slices: int) -> tuple[np.ndarray, np.ndarray]:
@@ -177,10 +178,7 @@ def main() -> int:
         f"`python bench/bench_edit_gui.py --slices {args.slices} --moves {args.moves}`",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    publish("edit_gui", lines)
     return 0
 
 

@@ -24,6 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _report import publish  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from viewer.dicom.load import load_path  # noqa: E402
 from viewer.dicom.seg_reader import read_seg  # noqa: E402
 from viewer.dicom.synth import write_series  # noqa: E402
@@ -100,11 +102,7 @@ def main() -> int:
     ]
     lines += [f"| {name} | {sec:.2f} |" for name, sec in rows]
     lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        (ROOT / "docs" / "bench").mkdir(parents=True, exist_ok=True)
-        (ROOT / "docs" / "bench" / "export.md").write_text(text, encoding="utf-8")
+    publish("export", lines, write=not args.no_write)
     return 0
 
 

@@ -25,6 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _report import publish  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 TARGET_S = 1.0
 
 
@@ -124,11 +126,7 @@ def main() -> int:
             f"{est} | {ok} |"
         )
     lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        (ROOT / "docs" / "bench").mkdir(parents=True, exist_ok=True)
-        (ROOT / "docs" / "bench" / "gradcam.md").write_text(text, encoding="utf-8")
+    publish("gradcam", lines, write=not args.no_write)
     return 0
 
 

@@ -35,7 +35,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-OUT = ROOT / "docs" / "bench" / "gui_stall.md"
+
+from _report import publish  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 import numpy as np  # noqa: E402
 
@@ -214,10 +215,7 @@ def main() -> int:
         "",
         f"`python bench/bench_gui_stall.py --slices {args.slices} --seconds {args.seconds:g}`",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    publish("gui_stall", lines + [""])
     return 0
 
 

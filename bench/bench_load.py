@@ -33,12 +33,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _report import publish  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 import viewer.dicom.fastcodecs as fastcodecs  # noqa: E402
 from viewer.dicom.load import load_stack  # noqa: E402
 from viewer.dicom.scan import scan  # noqa: E402
 from viewer.dicom.synth import JPEG_LOSSLESS_SV1, encodable_transfer_syntaxes, write_series  # noqa: E402
 
-OUT = ROOT / "docs" / "bench" / "load.md"
 _CODECS = fastcodecs._codecs
 
 
@@ -221,10 +222,7 @@ def main() -> int:
         "vary; ratios are measured side by side.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    publish("load", lines)
     return 0
 
 

@@ -24,6 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _report import publish  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from viewer import preprocess as P  # noqa: E402
 
 TARGET_MS = 30.0
@@ -117,11 +119,7 @@ def main() -> int:
         for n, p, m, q, c in rows
     ]
     lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        (ROOT / "docs" / "bench").mkdir(parents=True, exist_ok=True)
-        (ROOT / "docs" / "bench" / "preprocess.md").write_text(text, encoding="utf-8")
+    publish("preprocess", lines, write=not args.no_write)
     return 0
 
 

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "bench" / "startup.md"
+
+from _report import publish  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 PHASES = r"""
 import time, sys
@@ -135,10 +136,7 @@ def main() -> int:
         "Target: ≤ 1.5 s (issue 3). `python bench/bench_startup.py`",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    publish("startup", lines)
     return 0
 
 
