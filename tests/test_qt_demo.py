@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_engines import band_package
+from tests.test_engines import WIDE_DOMAIN, band_package
 from viewer.demo import demo_dir, ensure_demo_study
 from viewer.qt.app import start_demo
 from viewer.qt.main_window import MainWindow
@@ -41,16 +41,8 @@ def test_demo_opens_with_lung_window_and_segments(qtbot, tmp_path, monkeypatch):
     import os
     from pathlib import Path
 
-    wide = {
-        "modalities": ["CT"],
-        "body_parts": ["CHEST", "LUNG", "THORAX", ""],
-        "hu_range": [-1100, 3100],
-        "pixel_spacing_mm": [0.1, 5.0],
-        "fov_mm": [10, 1000],
-        "orientations": ["axial"],
-    }
     band_package(
-        Path(os.environ["CLINICAL_VIEWER_MODELS"]) / "demo-band", (0.0, 0.6, 0.8, 1.0), domain=wide
+        Path(os.environ["CLINICAL_VIEWER_MODELS"]) / "demo-band", (0.0, 0.6, 0.8, 1.0), domain=WIDE_DOMAIN
     )
     w = MainWindow(recording_errors=True)
     qtbot.addWidget(w)

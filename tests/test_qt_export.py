@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from qt_helpers import SPACING, write_phantom
 
-from tests.test_engines import band_package
+from tests.test_engines import WIDE_DOMAIN as WIDE, band_package
 from viewer.anonymize import identifiers_of, scan_files
 from viewer.errors import ExportError
 from viewer.qt.export_jobs import KINDS
@@ -21,14 +21,6 @@ from viewer.state import HeatmapLayer, Measurement
 
 pytestmark = pytest.mark.timeout(120)
 
-WIDE = {
-    "modalities": ["CT"],
-    "body_parts": ["CHEST", "LUNG", "THORAX", ""],
-    "hu_range": [-1100, 3100],
-    "pixel_spacing_mm": [0.1, 5.0],
-    "fov_mm": [10, 1000],
-    "orientations": ["axial"],
-}
 CENTERS = (0.0, 0.6, 0.8, 1.0)  # the 100 HU square → label 3 "lesion", air → 0
 NAME, PID, BIRTH = "Exportova^Jana", "EXP-4711", "19610203"
 
@@ -99,8 +91,6 @@ def test_menu_has_every_export(qtbot, win):
 def test_every_export_reads_back(qtbot, win, tmp_path):
     import highdicom as hd
     import nibabel as nib
-
-    from viewer.export.png import Caliper  # noqa: F401 - the ruler is drawn through it
 
     vol = win.state.volume
     z = 5

@@ -11,20 +11,12 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from qt_helpers import SHAPE, write_phantom
 
-from tests.test_engines import band_package, build_slow_onnx, write_package
+from tests.test_engines import WIDE_DOMAIN as WIDE, band_package, build_slow_onnx, write_package
 from viewer.qt.main_window import MainWindow
 from viewer.qt.segmentation_panel import SEG_LAYER
 
 pytestmark = pytest.mark.timeout(90)
 
-WIDE = {
-    "modalities": ["CT"],
-    "body_parts": ["CHEST", "LUNG", "THORAX", ""],
-    "hu_range": [-1100, 3100],
-    "pixel_spacing_mm": [0.1, 5.0],
-    "fov_mm": [10, 1000],
-    "orientations": ["axial"],
-}
 # window -600/1500 → 0..1: air (-1000 HU) ≈ 0.23 → label 0;
 # the 100 HU square ≈ 0.97 → label 3 "lesion"
 CENTERS = (0.0, 0.6, 0.8, 1.0)
