@@ -8,7 +8,8 @@ does not compute it by hand. Inputs are the ``SUMMARY`` dicts that
     python bench/model_gate.py --candidate runs/pkg_r4 [--baseline resources/models/lung-ct-unet]
     python bench/model_gate.py --candidate-summary c.json --baseline-summary b.json [--candidate-json model.json]
 
-Prints one line per item and exits 0 when every item passes, 1 otherwise. Declare the rules
+Prints one line per item and exits 0 when every item passes, 1 otherwise, 2 on bad input
+(a missing or malformed file, a summary without a figure the gate needs). Declare the rules
 (``RULES``, or ``--rules rules.json``) *before* evaluating a candidate; never tune them after.
 """
 
@@ -91,12 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not (a.candidate or a.candidate_summary):
         ap.error("give --candidate or --candidate-summary")
-    cand = json.loads(Path(a.candidate_summary).read_text()) if a.candidate_summary else quick_summary(a.candidate)
-    base = json.loads(Path(a.baseline_summary).read_text()) if a.baseline_summary else quick_summary(a.baseline)
-    mj_path = a.candidate_json or (str(Path(a.candidate) / "model.json") if a.candidate else None)
-    mj = json.loads(Path(mj_path).read_text()) if mj_path else None
-    rules = json.loads(Path(a.rules).read_text()) if a.rules else None
-    items = gate(cand, base, rules, mj)
+    try:
+        cand = json.loads(Path(a.candidate_summary).read_text()) if a.candidate_summary else quick_summary(a.candidate)
+        base = json.loads(Path(a.baseline_summary).read_text()) if a.baseline_summary else quick_summary(a.baseline)
+        mj_path = a.candidate_json or (str(Path(a.candidate) / "model.json") if a.candidate else None)
+        mj = json.loads(Path(mj_path).read_text()) if mj_path else None
+        rules = json.loads(Path(a.rules).read_text()) if a.rules else None
+        items = gate(cand, base, rules, mj)
+    except subprocess.CalledProcessError as exc:
+        tail = (exc.stderr or "").strip().splitlines()[-1:] or ["(no output)"]
+        print(f"model_gate: error: evaluating a package failed: {tail[0]}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+        what = f"missing figure {exc}" if isinstance(exc, KeyError) else str(exc)
+        print(f"model_gate: error: bad input ({what}); summaries are the SUMMARY dicts of "
+              "eval_model_real.py --quick", file=sys.stderr)
+        return 2
     for item, ok, detail in items:
         print(f"{'PASS' if ok else 'FAIL'}  {item}: {detail}")
     passed = all(ok for _, ok, _ in items)

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from inference import ddp
 from inference.jobs import CancelCheck, Progress, check_cancel, report
 from inference.networks import UNet2D, count_parameters
+from inference.package import PackageError
 from inference.train_data import DataConfig, Generator, PhantomSlices, cosine_lr, normalize_window
 
 __all__ = ["TrainConfig", "train", "dice_per_label", "seg_loss", "build_parser", "main", "load_checkpoint"]
@@ -155,7 +156,11 @@ def train(
         log.info("resumed from %s at step %d", last, step)
     elif cfg.init:
         ck = load_checkpoint(cfg.init)  # a training checkpoint, or a package's model.pt
-        model.load_state_dict(ck["model"] if "model" in ck else ck["state_dict"])
+        weights = ck.get("model", ck.get("state_dict")) if isinstance(ck, dict) else None
+        if weights is None:
+            raise PackageError(f"--init {cfg.init}: neither a training checkpoint ('model') nor a model "
+                             "package's model.pt ('state_dict')")
+        model.load_state_dict(weights)
         log.info("initialised weights from %s (step %s there)", cfg.init, ck.get("step"))
     net: torch.nn.Module = model
     if info.distributed:
@@ -321,7 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _term)
-    summary = train(cfg)
+    try:
+        summary = train(cfg)
+    except (PackageError, FileNotFoundError) as exc:  # bad --init / --resume file: a message, not a traceback
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
     if rank == 0:
         log.info("summary: %s", json.dumps(summary))
     return 0

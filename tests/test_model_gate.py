@@ -57,3 +57,15 @@ def test_a_better_candidate_passes_and_model_json_items(tmp_path) -> None:
     (tmp_path / "rules.json").write_text(json.dumps({"tumour_series": ["B40f"]}))
     assert model_gate.main(["--candidate-summary", str(tmp_path / "c.json"), "--baseline-summary",
                             str(tmp_path / "b.json"), "--rules", str(tmp_path / "rules.json")]) == 0
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys) -> None:
+    (tmp_path / "b.json").write_text(json.dumps(BASE))
+    (tmp_path / "bad.json").write_text("{not json")
+    partial = {k: v for k, v in R3E.items() if k != "4dct"}
+    (tmp_path / "partial.json").write_text(json.dumps(partial))
+    for cand, expect in ((tmp_path / "missing.json", "No such file"), (tmp_path / "bad.json", "Expecting"),
+                         (tmp_path / "partial.json", "missing figure '4dct'")):
+        code = model_gate.main(["--candidate-summary", str(cand), "--baseline-summary", str(tmp_path / "b.json")])
+        err = capsys.readouterr().err
+        assert code == 2 and "model_gate: error: bad input" in err and expect in err

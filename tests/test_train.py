@@ -120,3 +120,8 @@ def test_init_from_a_package_model_pt(straight_run, tmp_path) -> None:
         first.append(load_checkpoint(out / "last.pt")["history"][0])
     # same weights either way, and not the fresh initialisation's first loss
     assert first[0] == first[1] != ck["history"][0]
+
+    bad = tmp_path / "other.pt"
+    torch.save({"weights": {}}, bad)
+    with pytest.raises(ValueError, match="neither a training checkpoint"):
+        train(tiny_config(tmp_path / "ft_bad", steps=1, init=str(bad)))
