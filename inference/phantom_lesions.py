@@ -26,6 +26,17 @@ def _vessel_point(p: Patient, rng: np.random.Generator, z: float) -> np.ndarray 
     return v.p0[i] + t * (v.p1[i] - v.p0[i])
 
 
+def _moved(les: Lesion, centre: np.ndarray) -> Lesion:
+    """``les`` translated so that its blob is centred at ``centre`` (mm), core and spicules with it."""
+    shift = np.asarray(centre, np.float32) - les.blob.centre
+    les.blob.centre = les.blob.centre + shift
+    if les.core is not None:
+        les.core.centre = les.core.centre + shift
+    if les.spicules is not None:
+        les.spicules = les.spicules.shifted(shift)
+    return les
+
+
 def _hilar_mass(
     p: Patient, rng: np.random.Generator, Xs: np.ndarray, lung: np.ndarray, z: float
 ) -> Lesion | None:
@@ -49,12 +60,7 @@ def _hilar_mass(
                        z + rng.uniform(-0.3, 0.3) * r])
     if not lung_predicate(p, centre[:1], centre[1:2], z)[0]:
         return None
-    les.blob.centre = centre.astype(les.blob.centre.dtype)
-    if les.core is not None:
-        les.core.centre = les.core.centre + les.blob.centre
-    if les.spicules is not None:
-        les.spicules = les.spicules.shifted(les.blob.centre)
-    return les
+    return _moved(les, centre)
 
 
 def place_lesions(
@@ -110,10 +116,4 @@ def place_lesions(
                 cand = edge if edge.sum() > 3 else core
             j = int(rng.choice(np.flatnonzero(cand.ravel())))
             c = np.array([Xs.ravel()[j], Ys.ravel()[j], z + rng.uniform(-3, 3)])
-        shift = np.asarray(c, np.float32) - les.blob.centre
-        les.blob.centre = les.blob.centre + shift
-        if les.core is not None:
-            les.core.centre = les.core.centre + shift
-        if les.spicules is not None:
-            les.spicules = les.spicules.shifted(shift)
-        p.lesions.append(les)
+        p.lesions.append(_moved(les, c))
