@@ -84,6 +84,9 @@ class PhantomConfig:
         lung), chance of a pleural effusion (not lung), chance of emphysema.
     tree_points : int
         Attractor points per lung for the vessel trees (density vs speed).
+    posterior_recess : float
+        Up to this multiple of the recess depth added to the posterior costophrenic recess (thick
+        posterior basal crescents around a convex dome, as on real CT); 0 (default) off.
     """
 
     size: int = 256
@@ -103,6 +106,7 @@ class PhantomConfig:
     effusion_prob: float = 0.12
     emphysema_prob: float = 0.2
     tree_points: int = 5000
+    posterior_recess: float = 0.0
 
     def patient_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``phantom_patient.sample_patient``."""
@@ -111,6 +115,7 @@ class PhantomConfig:
             "effusion_prob": self.effusion_prob,
             "emphysema_prob": self.emphysema_prob,
             "tree_points": self.tree_points,
+            "posterior_recess": self.posterior_recess,
         }
 
 

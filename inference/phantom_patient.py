@@ -94,6 +94,7 @@ class Patient:
     wall_lat: float = 30.0  # lateral chest wall thickness (skin..pleura), mm
     wall_ant: float = 25.0
     gutter: float = 0.0  # extra depth of the posterior paravertebral gutters, mm
+    post_recess: float = 0.0  # extra depth of the posterior costophrenic recess, mm (0: off)
     cav_dx: float = 0.0
     dome_cx: float = 45.0
     dome_cy: float = -5.0
@@ -170,6 +171,7 @@ def sample_patient(
     effusion_prob: float = 0.12,
     emphysema_prob: float = 0.2,
     z_focus: float | None = None,
+    posterior_recess: float = 0.0,
 ) -> Patient:
     """Draw one random patient (sex, size, anatomy landmarks, vessel trees, pathology).
 
@@ -178,6 +180,9 @@ def sample_patient(
     ``effusion_prob`` and ``emphysema_prob`` the chances of a pleural effusion and emphysema.
     ``z_focus`` (mm) grows the vessel trees only towards lung within 60 mm of that level (2D slices:
     same look near the slice, a fraction of the cost).
+    ``posterior_recess`` > 0 deepens the posterior costophrenic recess by up to that multiple of
+    the recess depth, so that slices below the dome tops show the thick posterior lung crescents
+    around the convex back of the liver/spleen seen on real CT (0: off, no random draw).
     """
     from inference.phantom_vessels import lung_trees, mediastinum
 
@@ -349,5 +354,7 @@ def sample_patient(
             side = rng.choice([-1, 1])
             c = np.array([side * _u(rng, 40, 90), _u(rng, -30, 40), z_apex + _u(rng, 10, 60)])
             p.patches.append((sample_blob(rng, c, _u(rng, 6, 25), 0.3), -995.0))
+    if posterior_recess > 0:  # before the trees: they grow into the lung this shape makes
+        p.post_recess = recess * _u(rng, 0.15, 1.0) * posterior_recess
     p.vessels, p.airways = lung_trees(rng, p, tree_points, z_focus)
     return p

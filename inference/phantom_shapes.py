@@ -88,7 +88,10 @@ def dome_height(p: Patient, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     wpost = np.clip(0.5 + 0.6 * Y / p.Bp, 0.1, 1.0)  # deep posterior recess, shallow anterior one
     h = rr + p.recess * (0.6 * dome + 0.9 * r3 * r3 * wpost)
     yp = np.clip(Y / p.Bp, 0, 1)
-    return h + 0.35 * p.recess * yp * yp
+    h = h + 0.35 * p.recess * yp * yp
+    if p.post_recess > 0:  # deep posterior recess: thick basal crescents behind a convex dome
+        h = h + p.post_recess * smoothstep(0.0, 0.75, Y / p.Bp)
+    return h
 
 
 def apex_envelope(p: Patient, X: np.ndarray, Y: np.ndarray, z: np.ndarray | float) -> np.ndarray:

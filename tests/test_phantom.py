@@ -166,6 +166,30 @@ class TestGenerateSlice:
         d = generate_slice(np.random.default_rng([13, 1]), size=96, z_frac=0.4, config=moving)
         assert np.array_equal(c[0], d[0]) and np.array_equal(c[1], d[1])
 
+    def test_posterior_recess_thickens_the_basal_crescents_behind_the_dome(self) -> None:
+        from inference.phantom_grid import make_grid
+        from inference.phantom_patient import sample_patient
+        from inference.phantom import _render_slab
+        from inference.phantom_shapes import dome_height
+
+        p = sample_patient(np.random.default_rng(23), length=330.0, tree_points=300,
+                           posterior_recess=1.5)
+        assert p.post_recess > 0
+        g = make_grid(128, 3.0, (0.0, 0.0), 0.0)
+        deep = dome_height(p, g.X, g.Y)
+        extra, p.post_recess = p.post_recess, 0.0
+        flat = dome_height(p, g.X, g.Y)
+        # only the posterior half of the diaphragm is lowered, by at most the drawn extra depth
+        assert np.array_equal(deep[g.Y <= 0], flat[g.Y <= 0])
+        assert (deep >= flat).all() and float((deep - flat).max()) <= extra + 1e-3
+        z = p.z_dome_r + 45.0  # 45 mm below the right dome top
+        lung = lambda: int(np.isin(_render_slab(p, g, z, 2.0, 1, np.random.default_rng(0))[1], (1, 2)).sum())  # noqa: E731
+        thin = lung()
+        p.post_recess = extra
+        assert lung() > 2 * thin  # a thick posterior crescent, not a thin rim
+        # off by default: no random draw, the default generator is unchanged
+        assert sample_patient(np.random.default_rng(23), length=330.0, tree_points=300).post_recess == 0.0
+
     def test_config_controls_lesions(self) -> None:
         cfg = PhantomConfig(lesion_prob=0.0)
         for seed in range(3):
