@@ -97,6 +97,23 @@ def gallery(out_dir: Path) -> list[Path]:
     p = out_dir / "phantom_volume_reformats.png"
     cv2.imwrite(str(p), np.hstack(ims))
     paths.append(p)
+    # 4) the lung bases without / with the deep posterior recess (PhantomConfig.posterior_recess)
+    from inference.phantom import PhantomConfig
+
+    rows = []
+    for pr in (0.0, 1.5):
+        cfg = PhantomConfig(lesion_prob=0.0, posterior_recess=pr)
+        tiles = []
+        for seed in (21, 23):
+            for z in (0.8, 0.85, 0.9):
+                hu, lab, sp = generate_slice(
+                    np.random.default_rng(seed), z_frac=z, size=256, spacing_mm=1.5, config=cfg
+                )
+                tiles.append(tile(hu, lab, f"z={z:.2f} posterior_recess={pr}"))
+        rows.append(np.hstack(tiles))
+    p = out_dir / "phantom_bases.png"
+    cv2.imwrite(str(p), np.vstack(rows))
+    paths.append(p)
     return paths
 
 
