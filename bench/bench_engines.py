@@ -39,6 +39,37 @@ def _median_ms(fn, x: np.ndarray, runs: int) -> tuple[float, float]:
     return statistics.median(ts) * 1000.0, statistics.median(cs) * 1000.0
 
 
+_GEMM = 2048
+
+
+def _model_flops(model, size: int) -> float:
+    """FLOPs of one ``size``² slice through the torch model (multiply-add = 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        model(torch.zeros(1, 1, size, size))
+    return float(fc.get_total_flops())
+
+
+def _sgemm_gflops(threads: int, runs: int = 7) -> float:
+    """This CPU's attainable FP32 throughput: the best of ``runs`` 2048² matrix products (GFLOP/s)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a = torch.rand(_GEMM, _GEMM)
+    b = torch.rand(_GEMM, _GEMM)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(runs))
+    return 2.0 * _GEMM**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--package", default=str(ROOT / "resources" / "models" / "lung-ct-unet"))
@@ -77,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         engines_extra = {"ORT INT8 s8/s8": lambda x: s8s8.run(["logits"], {"image": x})[0]}
     else:
         engines_extra = {}
+    flops = _model_flops(model, a.size)
+    ceiling = _sgemm_gflops(a.threads)
     rng = np.random.default_rng(0)
     rows, per = [], {}
     load0 = os.getloadavg()[0]
@@ -85,11 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in engines.items():
             ms, cpu = _median_ms(fn, x, a.runs if b == 1 else max(3, a.runs // 3))
             per[(name, b)] = ms / b
-            rows.append(f"| {name} | {b} | {ms / b:.1f} | {1000.0 * b / ms:.1f} | {cpu / b:.1f} |")
+            gf = flops * b / ms / 1e6  # GFLOP/s (the INT8 graph does the same work in 8-bit)
+            rows.append(f"| {name} | {b} | {ms / b:.1f} | {1000.0 * b / ms:.1f} | {cpu / b:.1f} | "
+                        f"{gf:.0f} ({100.0 * gf / ceiling:.0f} %) |")
     x1 = rng.random((1, 1, a.size, a.size), dtype=np.float32)
     for name, fn in engines_extra.items():
         ms, cpu = _median_ms(fn, x1, a.runs)
-        rows.append(f"| {name} (not shipped) | 1 | {ms:.1f} | {1000.0 / ms:.1f} | {cpu:.1f} |")
+        gf = flops / ms / 1e6
+        rows.append(f"| {name} (not shipped) | 1 | {ms:.1f} | {1000.0 / ms:.1f} | {cpu:.1f} | "
+                    f"{gf:.0f} ({100.0 * gf / ceiling:.0f} %) |")
     r_onnx = {b: per[("torch eager", b)] / per[("ORT FP32", b)] for b in (1, 8)}
     r_int8 = {b: per[("ORT FP32", b)] / per[("ORT INT8", b)] for b in (1, 8)}
     e2e = []
@@ -111,8 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         f"1-min load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end, on {os.cpu_count()} CPUs "
         "(a load above the CPU count means other jobs shared the CPUs during the run and wall times "
         "are inflated; CPU ms per slice is less sensitive to that).",
-        "", "| engine | batch | ms / slice (wall) | slices / s | CPU ms / slice |", "|---|---|---|---|---|",
+        f"The model costs {flops / 1e9:.2f} GFLOP per slice (torch FlopCounterMode); the last column is the "
+        f"throughput that implies, and its share of this machine's FP32 ceiling measured in the same run "
+        f"({ceiling:.0f} GFLOP/s: a {_GEMM}² sgemm, {a.threads} threads).",
+        "", "| engine | batch | ms / slice (wall) | slices / s | CPU ms / slice | GFLOP/s (of ceiling) |",
+        "|---|---|---|---|---|---|",
         *rows, "",
+        f"Roofline: at batch 1 ORT FP32 runs at {100.0 * flops / per[('ORT FP32', 1)] / 1e6 / ceiling:.0f} % "
+        f"of the sgemm ceiling and torch eager at {100.0 * flops / per[('torch eager', 1)] / 1e6 / ceiling:.0f} %; "
+        f"ONNX ≥ 2× torch at batch 1 would need ORT at {200.0 * flops / per[('torch eager', 1)] / 1e6 / ceiling:.0f} % "
+        "of it.  ",
         f"ONNX FP32 vs torch eager: {r_onnx[1]:.2f}× (batch 1), {r_onnx[8]:.2f}× (batch 8); target ≥ 2×.  ",
         f"INT8 vs FP32: {r_int8[1]:.2f}× (batch 1), {r_int8[8]:.2f}× (batch 8); target ≥ 1.5×.", "",
         *(["| end to end | series | time |", "|---|---|---|", *e2e, "", "Target: 300 slices ≤ 10 s."] if e2e else []),
