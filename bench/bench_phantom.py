@@ -101,7 +101,7 @@ def gallery(out_dir: Path) -> list[Path]:
     from inference.phantom import PhantomConfig
 
     rows = []
-    for pr in (0.0, 1.5):
+    for pr in (0.0, 2.5):
         cfg = PhantomConfig(lesion_prob=0.0, posterior_recess=pr)
         tiles = []
         for seed in (21, 23):
