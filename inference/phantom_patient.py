@@ -94,7 +94,7 @@ class Patient:
     wall_lat: float = 30.0  # lateral chest wall thickness (skin..pleura), mm
     wall_ant: float = 25.0
     gutter: float = 0.0  # extra depth of the posterior paravertebral gutters, mm
-    post_recess: float = 0.0  # extra depth of the posterior costophrenic recess, mm (0: off)
+    post_recess: float = 0.0  # deeper posterior recess: the dome falls 1 + post_recess/recess times faster behind its top (0: off)
     cav_dx: float = 0.0
     dome_cx: float = 45.0
     dome_cy: float = -5.0
@@ -180,9 +180,9 @@ def sample_patient(
     ``effusion_prob`` and ``emphysema_prob`` the chances of a pleural effusion and emphysema.
     ``z_focus`` (mm) grows the vessel trees only towards lung within 60 mm of that level (2D slices:
     same look near the slice, a fraction of the cost).
-    ``posterior_recess`` > 0 deepens the posterior costophrenic recess by up to that multiple of
-    the recess depth, so that slices below the dome tops show the thick posterior lung crescents
-    around the convex back of the liver/spleen seen on real CT (0: off, no random draw).
+    ``posterior_recess`` > 0 makes the diaphragm fall up to that many times faster behind the dome
+    tops (``post_recess`` / ``recess``), so that slices below the tops show the convex back of the
+    liver/spleen inside a thick posterior lung band, as on real CT (0: off, no random draw).
     """
     from inference.phantom_vessels import lung_trees, mediastinum
 

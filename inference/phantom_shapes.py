@@ -78,7 +78,11 @@ def dome_height(p: Patient, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """
     rr = np.where(X < 0, p.z_dome_r, p.z_dome_l)
     cx = np.where(X < 0, -p.dome_cx, p.dome_cx)
-    d2 = ((X - cx) / p.dome_rx) ** 2 + ((Y - p.dome_cy) / p.dome_ry) ** 2
+    ry = p.dome_ry
+    if p.post_recess > 0:  # the dome falls faster behind its top: below it the liver/spleen section
+        # is a convex (elliptical) bulge with a thick posterior lung band around it, as on real CT
+        ry = np.where(Y > p.dome_cy, ry / (1.0 + p.post_recess / max(p.recess, 1.0)), ry).astype(Y.dtype)
+    d2 = ((X - cx) / p.dome_rx) ** 2 + ((Y - p.dome_cy) / ry) ** 2
     d2 = np.clip(d2, 0, 2.2)
     dome = 0.3 * d2 + 0.9 * np.sqrt(d2)
     # near the chest wall the surface plunges into the recesses: level sets follow the wall, so
@@ -88,10 +92,7 @@ def dome_height(p: Patient, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     wpost = np.clip(0.5 + 0.6 * Y / p.Bp, 0.1, 1.0)  # deep posterior recess, shallow anterior one
     h = rr + p.recess * (0.6 * dome + 0.9 * r3 * r3 * wpost)
     yp = np.clip(Y / p.Bp, 0, 1)
-    h = h + 0.35 * p.recess * yp * yp
-    if p.post_recess > 0:  # deep posterior recess: thick basal crescents behind a convex dome
-        h = h + p.post_recess * smoothstep(0.0, 0.75, Y / p.Bp)
-    return h
+    return h + 0.35 * p.recess * yp * yp
 
 
 def apex_envelope(p: Patient, X: np.ndarray, Y: np.ndarray, z: np.ndarray | float) -> np.ndarray:
