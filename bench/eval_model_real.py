@@ -133,12 +133,30 @@ def save_png(name: str, rgb: np.ndarray) -> None:
     cv2.imwrite(str(DOCS / "images" / f"model_{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
+def _fp_picture(path: Path, hu: np.ndarray, lab: np.ndarray, ref: np.ndarray, colors, boxes: dict) -> None:
+    """The 4 slices with the most lesion voxels outside the annotated boxes, in z order."""
+    outside = lab == 3
+    for z, bs in boxes.items():
+        for x0, y0, x1, y1 in bs:
+            outside[z, y0 : y1 + 1, x0 : x1 + 1] = False
+    per = outside.sum((1, 2))
+    zs = sorted(int(z) for z in np.argsort(per)[::-1][:4] if per[z] > 0)
+    print(f"  lesion voxels outside boxes per slice: { {int(z): int(v) for z, v in enumerate(per) if v} }")
+    if zs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rgb = montage([overlay(hu[z], lab[z], ref[z], colors, boxes.get(z, ())) for z in zs], 512)
+        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--package", default=str(ROOT / "resources" / "models" / "lung-ct-unet"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--quick", action="store_true", help="FP32 only, no pictures, docs untouched")
     ap.add_argument("--write-validation", action="store_true", help="store the figures in model.json")
+    ap.add_argument("--fp-pictures", metavar="DIR",
+                    help="also write DIR/fp_<series>.png: the 4 slices with the most lesion output outside "
+                         "the tumour boxes (all lesion output on the 4D-CT), to see where false positives are")
     a = ap.parse_args(argv)
     pkg = load_package(a.package, verify=True)
     spec = pkg.input
@@ -190,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         zs = [zs[0], zs[len(zs) // 2], zs[-1]] if len(zs) >= 3 else zs
         if name == "4dct":
             zs = [int(hu.shape[0] * f) for f in (0.2, 0.45, 0.7, 0.85)]
+        if a.fp_pictures:
+            _fp_picture(Path(a.fp_pictures) / f"fp_{name}.png", hu, p, ref, colors, boxes_by_slice)
         if pics:
             save_png(name, montage([overlay(hu[z], p[z], ref[z], colors, boxes_by_slice.get(z, ())) for z in zs]))
             r["picture_slices"] = zs

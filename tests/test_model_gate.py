@@ -1,4 +1,4 @@
-"""bench/model_gate.py: the round-3 ship gate as code reproduces the verdicts recorded by hand."""
+"""bench/model_gate.py: the round-3 ship gate as code reproduces the verdicts recorded in rounds 3 and 4."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ BASE = _summary((0.9679, 0.9696, 0.9748), ("3/8", "4/10"), (0.4445, 0.4238), 345
 R3C = _summary((0.9677, 0.9696, 0.9765), ("7/8", "9/10"), (0.2645, 0.3002), 20958, 5.78)
 R3D = _summary((0.9663, 0.9682, 0.9752), ("7/8", "8/10"), (0.4768, 0.5206), 12679, 9.77)
 R3E = _summary((0.9662, 0.9681, 0.9755), ("7/8", "8/10"), (0.3985, 0.4540), 12122, 5.45)
+# docs/model_gate_r4.md
+R4B = _summary((0.9665, 0.9680, 0.9760), ("6/8", "7/10"), (0.1896, 0.1936), 12920, 10.51)
 
 
 def _failed(items):
@@ -36,6 +38,8 @@ def test_round3_verdicts() -> None:
     assert _failed(model_gate.gate(R3C, BASE)) == ["3 lesion fraction in boxes B40f", "3 lesion fraction in boxes B70f"]
     assert _failed(model_gate.gate(R3D, BASE)) == ["2 abdomen lung mL"]
     assert _failed(model_gate.gate(R3E, BASE)) == ["3 lesion fraction in boxes B70f"]
+    assert _failed(model_gate.gate(R4B, BASE)) == ["2 abdomen lung mL", "3 lesion fraction in boxes B40f",
+                                                   "3 lesion fraction in boxes B70f"]
     assert _failed(model_gate.gate(BASE, BASE)) == ["3 lesion fraction in boxes B40f", "3 lesion fraction in boxes B70f",
                                                     "3 tumour slices hit B40f", "3 tumour slices hit B70f"]
 
