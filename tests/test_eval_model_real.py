@@ -33,3 +33,14 @@ def test_fp_picture_shows_the_slices_with_most_lesion_outside_the_boxes(tmp_path
     # nothing outside the boxes: no picture
     emr._fp_picture(tmp_path / "none.png", hu, lab * (np.arange(6)[:, None, None] == 1), lab * 0, {3: (255, 0, 0)}, boxes)
     assert not (tmp_path / "none.png").exists()
+
+
+def test_phantom_fp_probe_runs_the_shipped_model_on_lesion_free_bases(tmp_path) -> None:
+    spec = importlib.util.spec_from_file_location("phantom_fp_probe", ROOT / "bench" / "phantom_fp_probe.py")
+    fp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fp)  # type: ignore[union-attr]
+    counts, slices = fp.probe(ROOT / "resources" / "models" / "lung-ct-unet", n=2, seed=1)
+    assert len(counts) == 2 and all(c >= 0 for c in counts)
+    assert slices[0].shape == (256, 256)
+    assert fp.main([str(ROOT / "resources" / "models" / "lung-ct-unet"), "--n", "1", "--picture", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").exists()
