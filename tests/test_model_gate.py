@@ -28,6 +28,7 @@ R3D = _summary((0.9663, 0.9682, 0.9752), ("7/8", "8/10"), (0.4768, 0.5206), 1267
 R3E = _summary((0.9662, 0.9681, 0.9755), ("7/8", "8/10"), (0.3985, 0.4540), 12122, 5.45)
 # docs/model_gate_r4.md
 R4B = _summary((0.9665, 0.9680, 0.9760), ("6/8", "7/10"), (0.1896, 0.1936), 12920, 10.51)
+R4C = _summary((0.9674, 0.9689, 0.9756), ("7/8", "9/10"), (0.2386, 0.2770), 18416, 14.06)
 
 
 def _failed(items):
@@ -38,8 +39,9 @@ def test_round3_verdicts() -> None:
     assert _failed(model_gate.gate(R3C, BASE)) == ["3 lesion fraction in boxes B40f", "3 lesion fraction in boxes B70f"]
     assert _failed(model_gate.gate(R3D, BASE)) == ["2 abdomen lung mL"]
     assert _failed(model_gate.gate(R3E, BASE)) == ["3 lesion fraction in boxes B70f"]
-    assert _failed(model_gate.gate(R4B, BASE)) == ["2 abdomen lung mL", "3 lesion fraction in boxes B40f",
-                                                   "3 lesion fraction in boxes B70f"]
+    for r4 in (R4B, R4C):
+        assert _failed(model_gate.gate(r4, BASE)) == ["2 abdomen lung mL", "3 lesion fraction in boxes B40f",
+                                                      "3 lesion fraction in boxes B70f"]
     assert _failed(model_gate.gate(BASE, BASE)) == ["3 lesion fraction in boxes B40f", "3 lesion fraction in boxes B70f",
                                                     "3 tumour slices hit B40f", "3 tumour slices hit B70f"]
 
