@@ -66,11 +66,20 @@ class PackageError(ValueError):
     """A model package that cannot be used; the message names the file and what to do."""
 
 
+def _caution(label: dict, where: str) -> str:
+    """A label's optional ``caution`` (e.g. "not validated on real CT"): a string, or absent."""
+    c = label.get("caution", "")
+    if not isinstance(c, str):
+        raise PackageError(f"{where}: label {label.get('name')!r}: 'caution' must be a string, got {type(c).__name__}")
+    return c.strip()
+
+
 @dataclass(frozen=True)
 class LabelSpec:
     value: int
     name: str
     color: tuple[int, int, int]
+    caution: str = ""  # shown wherever this label's output is (GUI, report, CLI); "" = none
 
 
 @dataclass(frozen=True)
@@ -208,7 +217,8 @@ def load_package(root: str | os.PathLike[str], *, verify: bool = False) -> Model
     where = str(mj)
     try:
         labels = [
-            LabelSpec(int(lab["value"]), str(lab["name"]), tuple(int(c) for c in lab["color"]))  # type: ignore[arg-type]
+            LabelSpec(int(lab["value"]), str(lab["name"]), tuple(int(c) for c in lab["color"]),  # type: ignore[arg-type]
+                      _caution(lab, where))
             for lab in _req(raw, "labels", where)
         ]
         inp = dict(_req(raw, "input", where))

@@ -166,6 +166,11 @@ class SegmentationResult:
     timings: dict[str, float]
     geometry: dict[str, Any] = field(default_factory=dict)
     label_colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    label_cautions: dict[int, str] = field(default_factory=dict)  # model.json label "caution", by value
+
+    def caution_lines(self) -> list[str]:
+        """``"<label name>: <caution>"`` for each label of the model that carries a caution."""
+        return [f"{self.label_names.get(v, v)}: {c}" for v, c in sorted(self.label_cautions.items())]
 
     @property
     def memory_bytes(self) -> int:
@@ -178,6 +183,7 @@ class SegmentationResult:
             "model": dict(self.model),
             "engine": dict(self.engine),
             "domain_warnings": list(self.domain_warnings),
+            "label_cautions": {str(k): v for k, v in self.label_cautions.items()},
             "postprocess": dict(self.postprocess),
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "labels": {str(k): v for k, v in self.label_names.items()},
@@ -424,6 +430,7 @@ def segment_volume(
         probabilities=probs,
         labels_raw=labels,
         label_names={lab.value: lab.name for lab in package.labels},
+        label_cautions={lab.value: lab.caution for lab in package.labels if lab.caution},
         domain_warnings=warnings,
         postprocess=record,
         engine=_engine_info(run, str(name), threads),

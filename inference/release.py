@@ -32,11 +32,15 @@ __all__ = ["export_package", "quantize_package", "evaluate_package", "LABELS", "
 
 log = logging.getLogger(__name__)
 
+# shown with every lesion output (GUI, report, CLI) until a release is validated on annotated real CT
+LESION_CAUTION = ("Not validated on real CT: the lesion label misses tumour and marks false positives "
+                  "(e.g. in the liver/spleen domes under thick slices). Review every lesion; no lesion label "
+                  "does not exclude one (docs/model.md).")
 LABELS = [
     {"value": 0, "name": "background", "color": [0, 0, 0]},
     {"value": 1, "name": "right lung", "color": [64, 160, 255]},
     {"value": 2, "name": "left lung", "color": [255, 200, 40]},
-    {"value": 3, "name": "lesion", "color": [235, 40, 60]},
+    {"value": 3, "name": "lesion", "color": [235, 40, 60], "caution": LESION_CAUTION},
 ]
 CALIB_SEED = 555_001
 

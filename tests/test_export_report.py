@@ -145,6 +145,19 @@ class TestAnonymisedReport:
 
 
 class TestReportInputs:
+    def test_label_cautions_from_the_result(self, tmp_path: Path) -> None:
+        """A model package's label caution (e.g. lesion not validated) is printed with the checks."""
+        from types import SimpleNamespace
+
+        vol, lab = phantom(nz=8, n=48)
+        res = SimpleNamespace(labels=lab, model={"name": "m", "version": "1"}, engine={}, domain_warnings=[],
+                              label_names={1: "Right lung", 3: "Lesion"}, label_colors={},
+                              caution_lines=lambda: ["Lesion: Not validated on real CT; review every lesion."])
+        flat = " ".join(pdf_text(write_report(tmp_path / "c.pdf", volume=vol, result=res)).split())
+        assert "Model label cautions" in flat and "Lesion: Not validated on real CT; review every lesion." in flat
+        none = " ".join(pdf_text(write_report(tmp_path / "n.pdf", volume=vol, result=res, label_cautions=[])).split())
+        assert "Model label cautions" not in none
+
     def test_minimal_and_computed_stats(self) -> None:
         vol, lab = phantom(nz=8, n=48)
         pdf = build_report(volume=vol, labels=lab)

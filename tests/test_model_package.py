@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from inference.package import PackageError, load_package, shipped_models_dir
@@ -35,6 +34,28 @@ def test_hashes_and_schema(pkg) -> None:
     assert pkg.torch_spec["gradcam_target_layer"] == "decoder.3"
     assert pkg.raw["parity"]["onnx_vs_torch"]["max_abs_logit_diff"] < 1e-3
     assert pkg.file("onnx").stat().st_size < 12e6
+
+
+def test_lesion_label_carries_its_caution(pkg, tmp_path) -> None:
+    """The lesion label is not validated on real CT (docs/model.md): the package says so, the lungs don't."""
+    import shutil
+
+    from inference.release import LABELS, LESION_CAUTION
+
+    cautions = {lab.name: lab.caution for lab in pkg.labels}
+    assert cautions["lesion"] == LESION_CAUTION and "Not validated on real CT" in LESION_CAUTION
+    assert cautions["right lung"] == cautions["left lung"] == ""
+    assert [lab.get("caution", "") for lab in LABELS] == ["", "", "", LESION_CAUTION]  # new exports too
+    copy = tmp_path / "pkg"
+    shutil.copytree(PKG_DIR, copy)
+    mj = json.loads((copy / "model.json").read_text())
+    del mj["labels"][3]["caution"]  # optional: an older package without it still loads
+    (copy / "model.json").write_text(json.dumps(mj))
+    assert [lab.caution for lab in load_package(copy).labels] == ["", "", "", ""]
+    mj["labels"][3]["caution"] = ["not", "a", "string"]
+    (copy / "model.json").write_text(json.dumps(mj))
+    with pytest.raises(PackageError, match="'caution' must be a string"):
+        load_package(copy)
 
 
 def test_tampered_file_is_refused(pkg, tmp_path) -> None:

@@ -64,6 +64,9 @@ def test_lungs_found_on_the_right_side(shipped, phantom) -> None:
     vol, truth = phantom
     res = segment_volume(vol, shipped, engine="onnx", threads=2)
     assert res.domain_warnings == []
+    # the lesion label's caution from model.json comes with every result
+    assert list(res.label_cautions) == [3] and res.caution_lines()[0].startswith("lesion: Not validated")
+    assert res.to_dict()["label_cautions"] == {"3": res.label_cautions[3]}
     d_right = _dice(res.labels == 1, truth == 1)
     d_left = _dice(res.labels == 2, truth == 2)
     assert d_right > LUNG_DICE_MIN and d_left > LUNG_DICE_MIN, (d_right, d_left)

@@ -199,3 +199,30 @@ def test_domain_error_then_run_anyway(qtbot, tmp_path):
         assert "domain warning" in w.segmentation.eta.text()
     finally:
         w.close()
+
+
+def test_label_caution_is_shown_with_the_result(qtbot, tmp_path, win):
+    """model.json's label "caution" (the shipped lesion label is not validated on real CT) is on screen
+    next to the labels, and the caution-free labels carry no mark."""
+    labels = [{"value": i, "name": n, "color": [i * 40, 0, 0]}
+              for i, n in enumerate(["background", "right lung", "left lung", "lesion"])]
+    labels[3]["caution"] = "Not validated on real CT: review every lesion."
+    band_package(models_dir() / "careful", CENTERS, domain=WIDE, labels=labels)
+    panel = win.segmentation
+    panel.refresh_models()
+    assert panel.select_model("careful")
+    ctl = panel.controls
+    assert not ctl.cautions.isVisible()  # nothing before a result
+    load(qtbot, win, write_phantom(tmp_path / "a"))
+    job = run_and_wait(qtbot, win)
+    assert job.state == "done", win.errors.records
+    assert ctl.cautions.isVisible()
+    assert ctl.cautions.text() == "⚠ lesion: Not validated on real CT: review every lesion."
+    names = [ctl.labels_table.item(r, 2) for r in range(ctl.labels_table.rowCount())]
+    assert [i.text() for i in names] == ["1: right lung", "2: left lung", "3: lesion ⚠"]
+    assert names[2].toolTip() == labels[3]["caution"] and names[0].toolTip() == ""
+    shot = tmp_path / "seg_caution.png"
+    if os.environ.get("CV_SAVE_SCREENSHOTS") == "1":
+        shot = Path(__file__).resolve().parents[1] / "docs" / "images" / "seg_caution.png"
+    panel.grab().save(str(shot))
+    assert shot.stat().st_size > 0

@@ -24,7 +24,7 @@ LABELS = [
     {"value": 0, "name": "background", "color": [0, 0, 0]},
     {"value": 1, "name": "right lung", "color": [220, 80, 60]},
     {"value": 2, "name": "left lung", "color": [60, 120, 220]},
-    {"value": 3, "name": "lesion", "color": [250, 210, 40]},
+    {"value": 3, "name": "lesion", "color": [250, 210, 40], "caution": "Research only: not validated."},
 ]
 # normalised centres 0, .5, .75, 1 (window -600/1500): air -1050 → 0, -600 → 1, -225 → 2, 150 → 3
 CENTRES = (0.0, 0.5, 0.75, 1.0)
@@ -96,6 +96,9 @@ class TestSegmentOne:
             doc["engine"]["providers"] == ["CPUExecutionProvider"] and doc["engine"]["threads"] == 1
         )
         assert doc["domain_warnings"] == [] and "inference" in doc["timings_s"]
+        # the package's label caution travels with the result: stats.json and the terminal
+        assert doc["label_cautions"] == ["lesion: Research only: not validated."]
+        assert "caution: lesion: Research only: not validated." in cap.err
         for f in doc["files"]:
             assert (out / f).is_file(), f
         if "seg.dcm" in doc["files"]:
@@ -167,6 +170,7 @@ def test_batch_continues_past_bad_series(model_dir, series, tmp_path, capsys) ->
     out = tmp_path / "batch"
     assert _run(str(folder.parent), "--model", "band-cli", "--anonymize", "--out", str(out)) == 2
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["label_cautions"] == ["lesion: Research only: not validated."]
     status = {r["folder"].split("_")[0]: r["status"] for r in summary["series"]}
     assert (
         status == {"003": "ok", "007": "bad input"}

@@ -201,6 +201,7 @@ def segment_one(stack: Any, package: Any, args: argparse.Namespace, out: Path) -
         "model": result.model,
         "engine": result.engine,
         "domain_warnings": result.domain_warnings,
+        "label_cautions": result.caution_lines(),
         "forced": bool(args.force and result.domain_warnings),
         "postprocess": result.postprocess,
         "geometry": result.geometry,
@@ -249,6 +250,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         doc = segment_one(stack, package, args, out)
         for w in doc["domain_warnings"]:
             print(f"warning: outside the model's domain (run forced): {w}", file=sys.stderr)
+        for c in doc["label_cautions"]:
+            print(f"caution: {c}", file=sys.stderr)
         print(f"{out}: {_summary_line(doc)}")
         return 0
     rows: list[dict[str, Any]] = []
@@ -299,7 +302,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
         "ok": codes.count(0),
         "failed": len(codes) - codes.count(0),
         "exit_code": code,
+        "label_cautions": [f"{lab.name}: {lab.caution}" for lab in package.labels if lab.caution],
     }
+    for c in summary["label_cautions"]:
+        print(f"caution: {c}", file=sys.stderr)
     (out / "summary.json").write_text(
         json.dumps(summary, indent=1, default=_json_default), encoding="utf-8"
     )

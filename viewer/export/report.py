@@ -281,8 +281,10 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
                  anonymize: bool = False, anonymizer: Anonymizer | None = None,
                  title: str = "AI segmentation report", notes: Sequence[str] = (),
                  created: _dt.datetime | None = None, progress: Progress | None = None,
-                 cancel: CancelCheck | None = None) -> bytes:
+                 cancel: CancelCheck | None = None, label_cautions: Sequence[str] | None = None) -> bytes:
     """The report as PDF bytes. Arguments as in :func:`write_report`."""
+    if label_cautions is None and result is not None and hasattr(result, "caution_lines"):
+        label_cautions = result.caution_lines()
     labels, model_info, labels_info, domain_warnings = _from_result(result, labels, model_info, labels_info,
                                                                     domain_warnings)
     if labels is None:
@@ -315,6 +317,9 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
               warning_box("Domain check warnings (is this series what the model was trained on?)",
                           [clean(s) for s in _messages(domain_warnings)], st, WIDTH,
                           "Domain check: no warnings.")]
+    if label_cautions:
+        story += [Spacer(1, 1.5 * mm), warning_box("Model label cautions (from the model package)",
+                                                   [clean(s) for s in label_cautions], st, WIDTH, "")]
     if volume.warnings:
         story += [Spacer(1, 1.5 * mm), warning_box("Series loading warnings", [clean(s) for s in volume.warnings],
                                                    st, WIDTH, "")]
@@ -398,6 +403,8 @@ def write_report(path: str | Path, **kwargs: Any) -> Path:
     labels_info : value → ``{"name", "color"}`` (or ``SegmentInfo``) for names and overlay colours.
     key_images : list of ``(title, rgb uint8 [y, x, 3][, note])`` or ``KeyImage``; None: automatic.
     domain_warnings : strings (or objects with ``.message``) from the domain check.
+    label_cautions : ``"<label>: <caution>"`` lines (default: ``result.caution_lines()``), printed
+        under the checks: what the model's package says a label's output cannot be trusted for.
     parity : ``ComparisonResult.to_dict()`` of a PyTorch-vs-ONNX comparison, or None.
     gradcam : one or more ``{"slice", "heatmap" [y, x] in 0..1 | "image", params...}``.
     preprocess : one or more ``{"image" RGB, "name", params...}``.

@@ -69,6 +69,14 @@ class ResultControls(QWidget):
         self.stats_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.stats_table.cellClicked.connect(self._stats_clicked)
         self.stats_note = QLabel("", self)
+        # what the model package says a label's output cannot be trusted for (model.json "caution")
+        self.cautions = QLabel("", self)
+        self.cautions.setObjectName("seg_cautions")
+        self.cautions.setWordWrap(True)
+        self.cautions.setStyleSheet(
+            "QLabel { background: #fff3cd; color: #5c4400; border: 1px solid #d4a017; padding: 3px; }"
+        )
+        self.cautions.hide()
         self._stats_timer = QTimer(self)
         self._stats_timer.setSingleShot(True)
         self._stats_timer.setInterval(300)
@@ -83,6 +91,7 @@ class ResultControls(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.labels_table, 1)
+        lay.addWidget(self.cautions)
         lay.addLayout(form)
         lay.addWidget(self.stats_table, 2)
         lay.addWidget(self.stats_note)
@@ -94,6 +103,10 @@ class ResultControls(QWidget):
         self.setEnabled(entry is not None)
         self.labels_table.blockSignals(True)
         self.labels_table.setRowCount(0)
+        cautions = dict(getattr(entry.result, "label_cautions", {}) or {}) if entry is not None else {}
+        lines = entry.result.caution_lines() if cautions else []
+        self.cautions.setText("\n".join(f"⚠ {c}" for c in lines))
+        self.cautions.setVisible(bool(lines))
         if entry is None:
             self.labels_table.blockSignals(False)
             self.stats_table.setRowCount(0)
@@ -116,7 +129,10 @@ class ResultControls(QWidget):
             colour.setToolTip("Click to change the colour")
             self.labels_table.setItem(r, 0, show)
             self.labels_table.setItem(r, 1, colour)
-            self.labels_table.setItem(r, 2, QTableWidgetItem(f"{v}: {name}"))
+            item = QTableWidgetItem(f"{v}: {name}" + (" ⚠" if v in cautions else ""))
+            if v in cautions:
+                item.setToolTip(cautions[v])
+            self.labels_table.setItem(r, 2, item)
         self.labels_table.resizeColumnsToContents()
         self.labels_table.blockSignals(False)
         for w, val in (
