@@ -29,6 +29,7 @@ R3E = _summary((0.9662, 0.9681, 0.9755), ("7/8", "8/10"), (0.3985, 0.4540), 1212
 # docs/model_gate_r4.md
 R4B = _summary((0.9665, 0.9680, 0.9760), ("6/8", "7/10"), (0.1896, 0.1936), 12920, 10.51)
 R4C = _summary((0.9674, 0.9689, 0.9756), ("7/8", "9/10"), (0.2386, 0.2770), 18416, 14.06)
+R5 = _summary((0.9655, 0.9668, 0.9746), ("7/8", "8/10"), (0.3512, 0.3882), 13317, 5.54)
 
 
 def _failed(items):
@@ -39,6 +40,7 @@ def test_round3_verdicts() -> None:
     assert _failed(model_gate.gate(R3C, BASE)) == ["3 lesion fraction in boxes B40f", "3 lesion fraction in boxes B70f"]
     assert _failed(model_gate.gate(R3D, BASE)) == ["2 abdomen lung mL"]
     assert _failed(model_gate.gate(R3E, BASE)) == ["3 lesion fraction in boxes B70f"]
+    assert _failed(model_gate.gate(R5, BASE)) == ["3 lesion fraction in boxes B40f", "3 lesion fraction in boxes B70f"]
     for r4 in (R4B, R4C):
         assert _failed(model_gate.gate(r4, BASE)) == ["2 abdomen lung mL", "3 lesion fraction in boxes B40f",
                                                       "3 lesion fraction in boxes B70f"]
