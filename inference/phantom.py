@@ -85,8 +85,9 @@ class PhantomConfig:
     tree_points : int
         Attractor points per lung for the vessel trees (density vs speed).
     posterior_recess : float
-        Up to this multiple of the recess depth added to the posterior costophrenic recess (thick
-        posterior basal crescents around a convex dome, as on real CT); 0 (default) off.
+        The diaphragm falls up to ``1 + posterior_recess`` times faster behind the dome tops (a
+        random fraction per patient): thick posterior basal lung bands around the convex back of the
+        liver/spleen, as on real CT; 0 (default) off, no random draw.
     """
 
     size: int = 256
