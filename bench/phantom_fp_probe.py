@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inference.evaluate import ort_engine  # noqa: E402
-from inference.package import load_package  # noqa: E402
+from inference.package import PackageError, load_package  # noqa: E402
 from inference.phantom import PhantomConfig, generate_slice  # noqa: E402
 from inference.train_data import normalize_window  # noqa: E402
 
@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--picture", help="PNG with the 4 worst slices of the last package")
     a = ap.parse_args(argv)
     for p in a.packages:
-        counts, slices = probe(p, a.n, a.seed)
+        try:
+            counts, slices = probe(p, a.n, a.seed)
+        except PackageError as exc:  # a missing or broken package folder: say so, no traceback
+            print(f"phantom_fp_probe: error: {exc}", file=sys.stderr)
+            return 2
         print(f"{p}: {sum(counts)} lesion pixels on {a.n} lesion-free basal phantom slices; "
               f"{sum(c > 30 for c in counts)} slices with > 30")
     if a.picture:

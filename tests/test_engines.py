@@ -38,14 +38,7 @@ DOMAIN = {
     "orientations": ["axial"],
 }
 # a domain every synthetic test series fits (GUI tests that are not about the domain check)
-WIDE_DOMAIN = {
-    "modalities": ["CT"],
-    "body_parts": ["CHEST", "LUNG", "THORAX", ""],
-    "hu_range": [-1100, 3100],
-    "pixel_spacing_mm": [0.1, 5.0],
-    "fov_mm": [10, 1000],
-    "orientations": ["axial"],
-}
+WIDE_DOMAIN = {**DOMAIN, "pixel_spacing_mm": [0.1, 5.0], "fov_mm": [10, 1000]}
 
 
 # ---------------------------------------------------------------------------------- model builders

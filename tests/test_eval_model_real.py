@@ -44,3 +44,4 @@ def test_phantom_fp_probe_runs_the_shipped_model_on_lesion_free_bases(tmp_path) 
     assert slices[0].shape == (256, 256)
     assert fp.main([str(ROOT / "resources" / "models" / "lung-ct-unet"), "--n", "1", "--picture", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").exists()
+    assert fp.main([str(tmp_path / "no-such-package")]) == 2  # bad input: a message, exit 2

@@ -256,6 +256,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         return 0
     rows: list[dict[str, Any]] = []
     codes: list[int] = []
+    cautions: list[str] = []  # the model's label cautions, as every segmented series' stats.json has them
     stacks = result.stacks
     for i, stack in enumerate(stacks, start=1):
         sn = (
@@ -285,6 +286,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             )
             continue
         codes.append(0)
+        cautions = doc["label_cautions"]
         print(f"{out / name}: {_summary_line(doc)}")
         rows.append(
             {
@@ -302,7 +304,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         "ok": codes.count(0),
         "failed": len(codes) - codes.count(0),
         "exit_code": code,
-        "label_cautions": [f"{lab.name}: {lab.caution}" for lab in package.labels if lab.caution],
+        "label_cautions": cautions,
     }
     for c in summary["label_cautions"]:
         print(f"caution: {c}", file=sys.stderr)

@@ -250,11 +250,12 @@ def _messages(items: Sequence[Any] | None) -> list[str]:
 
 
 def _from_result(result: Any, labels: np.ndarray | None, model_info: Mapping[str, Any] | None,
-                 labels_info: Mapping[int, Any] | None, domain_warnings: Sequence[Any] | None) -> tuple[Any, ...]:
+                 labels_info: Mapping[int, Any] | None, domain_warnings: Sequence[Any] | None,
+                 label_cautions: Sequence[str] | None) -> tuple[Any, ...]:
     """Fill unset arguments from a pipeline ``SegmentationResult`` (duck-typed: labels, model,
-    engine, label_names, label_colors, domain_warnings)."""
+    engine, label_names, label_colors, domain_warnings, caution_lines())."""
     if result is None:
-        return labels, model_info, labels_info, domain_warnings
+        return labels, model_info, labels_info, domain_warnings, label_cautions
     if labels is None:
         labels = result.labels
     if model_info is None:
@@ -267,7 +268,9 @@ def _from_result(result: Any, labels: np.ndarray | None, model_info: Mapping[str
         labels_info = {int(v): {"name": n, "color": colors.get(v)} for v, n in result.label_names.items() if int(v)}
     if domain_warnings is None:
         domain_warnings = list(getattr(result, "domain_warnings", []) or [])
-    return labels, model_info, labels_info, domain_warnings
+    if label_cautions is None and hasattr(result, "caution_lines"):
+        label_cautions = result.caution_lines()
+    return labels, model_info, labels_info, domain_warnings, label_cautions
 
 
 def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: Any = None,
@@ -283,10 +286,8 @@ def build_report(*, volume: Volume, labels: np.ndarray | None = None, result: An
                  created: _dt.datetime | None = None, progress: Progress | None = None,
                  cancel: CancelCheck | None = None, label_cautions: Sequence[str] | None = None) -> bytes:
     """The report as PDF bytes. Arguments as in :func:`write_report`."""
-    if label_cautions is None and result is not None and hasattr(result, "caution_lines"):
-        label_cautions = result.caution_lines()
-    labels, model_info, labels_info, domain_warnings = _from_result(result, labels, model_info, labels_info,
-                                                                    domain_warnings)
+    labels, model_info, labels_info, domain_warnings, label_cautions = _from_result(
+        result, labels, model_info, labels_info, domain_warnings, label_cautions)
     if labels is None:
         raise ValueError("build_report needs labels= (or result= with .labels)")
     labels = np.asarray(labels)

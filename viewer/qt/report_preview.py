@@ -188,7 +188,7 @@ class ReportPreview(QDialog):
             f"Anonymised: {'yes' if opts.anonymize else 'no'}",
         ]
         lines += [f"Domain warning: {w}" for w in ctx.domain_warnings]
-        if ctx.result is not None and hasattr(ctx.result, "caution_lines"):
+        if ctx.result is not None:
             lines += [f"Caution: {c}" for c in ctx.result.caution_lines()]
         text.setText("\n".join(lines))
         self.pages_lay.addWidget(text)

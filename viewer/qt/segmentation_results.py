@@ -103,7 +103,7 @@ class ResultControls(QWidget):
         self.setEnabled(entry is not None)
         self.labels_table.blockSignals(True)
         self.labels_table.setRowCount(0)
-        cautions = dict(getattr(entry.result, "label_cautions", {}) or {}) if entry is not None else {}
+        cautions = entry.result.label_cautions if entry is not None else {}
         lines = entry.result.caution_lines() if cautions else []
         self.cautions.setText("\n".join(f"⚠ {c}" for c in lines))
         self.cautions.setVisible(bool(lines))
